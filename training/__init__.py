@@ -1,0 +1,1 @@
+"""Training: data (InterAct release layout, synthetic corpus), torch models, training loops, evaluation."""
