@@ -1,0 +1,87 @@
+"""Diffusion wrapper: x0 parameterisation, training loss, and sampling through the runtime's sampler (STYLE 2).
+
+The network (``FaceDenoiser`` / ``BodyDenoiser``) sees ``(x_t, t, **conditions, context, context_mask)`` and
+predicts x0. This wrapper owns the noise schedule, the loss (weights + velocity, on frames that are not context)
+and the torch adapter that lets ``runtime.sampling.sample_ddim`` drive the network: one sampler for training,
+ONNX export and serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from runtime.sampling import Schedule, q_sample, sample_ddim
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    velocity_weight: float = 1.0  # loss on first differences over time (smoothness, DiffSpeaker / LDA)
+    regression: bool = False  # baseline: same network, no noise (x_t = 0, t = 0), plain regression
+
+
+class Diffusion(nn.Module):
+    def __init__(self, net: nn.Module, config: DiffusionConfig | None = None, schedule: Schedule | None = None):
+        super().__init__()
+        self.net = net
+        self.config = config or DiffusionConfig()
+        self.schedule = schedule = schedule or Schedule()
+        self.register_buffer(
+            "alphas_cumprod", torch.tensor(schedule.alphas_cumprod, dtype=torch.float32), persistent=False
+        )
+
+    def loss(
+        self,
+        x0: torch.Tensor,  # (B, T, D) clean normalised target
+        cond: dict[str, torch.Tensor],  # network conditions (audio, style, actions, ...)
+        context_mask: torch.Tensor,  # (B, T, 1) 1 on frames given as known context
+        channel_weights: torch.Tensor | None = None,  # (D,) per-channel loss weights (lip fine-tuning)
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        b = x0.shape[0]
+        if self.config.regression:
+            t = torch.zeros(b, dtype=torch.long, device=x0.device)
+            x_t = torch.zeros_like(x0)
+        else:
+            t = torch.randint(0, self.schedule.n_steps, (b,), device=x0.device)
+            x_t = q_sample(x0, torch.randn_like(x0), self.alphas_cumprod[t][:, None, None])
+        pred = self.net(x_t, t, context=x0 * context_mask, context_mask=context_mask, **cond)
+        target = 1.0 - context_mask  # (B, T, 1) frames to generate
+        w = target if channel_weights is None else target * channel_weights
+        denom = w.expand_as(x0).sum().clamp_min(1.0)
+        pos = ((pred - x0) ** 2 * w).sum() / denom
+        vel_w = w[:, 1:] * w[:, :-1]  # a difference counts where both of its frames are generated
+        vel_err = (pred.diff(dim=1) - x0.diff(dim=1)) ** 2
+        vel = (vel_err * vel_w).sum() / vel_w.expand_as(vel_err).sum().clamp_min(1.0)
+        loss = pos + self.config.velocity_weight * vel
+        return loss, {"loss": float(loss), "pos": float(pos), "vel": float(vel)}
+
+    def denoiser(self, cond: dict[str, torch.Tensor], context: torch.Tensor, context_mask: torch.Tensor) -> Callable:
+        """Torch adapter for ``runtime.sampling``: (x_t, step) -> x0 with the conditions bound."""
+
+        def denoise(x: torch.Tensor, step: int) -> torch.Tensor:
+            t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
+            return self.net(x, t, context=context, context_mask=context_mask, **cond)
+
+        return denoise
+
+    @torch.no_grad()
+    def sample(
+        self,
+        cond: dict[str, torch.Tensor],
+        noise: torch.Tensor,  # (B, T, D) fixed per session
+        k: int,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if context is None or context_mask is None:
+            context = torch.zeros_like(noise)
+            context_mask = torch.zeros_like(noise[..., :1])
+        if self.config.regression:
+            t = torch.zeros(noise.shape[0], dtype=torch.long, device=noise.device)
+            pred = self.net(torch.zeros_like(noise), t, context=context, context_mask=context_mask, **cond)
+            return pred + context_mask * (context - pred)
+        denoise = self.denoiser(cond, context, context_mask)
+        return sample_ddim(denoise, noise, self.schedule, k, context=context, context_mask=context_mask)
