@@ -1,0 +1,187 @@
+"""Checkpoints -> ONNX graphs -> model bundle (DESIGN 6, STYLE 9: stages with artefacts between them).
+
+    python -m export.onnx --face FACE.pt --body BODY.pt --out bundles/NAME [--steps 4 2] [--body-single SINGLE.pt]
+
+For each model (face, body_lower, body_upper; body_single on request) this writes the per-step graph
+``<model>_step.onnx`` (flexible K, the runtime loops it) and the K-step sampler unrolled into one graph
+``<model>_k<K>.onnx`` for each requested K (the preferred runtime artefact: one call per block). Both graphs of a
+model read the same external weights file ``<model>.weights``, so the bundle holds every weight once. Each graph is
+checked against torch on random inputs (max abs error logged and bounded) before the manifest is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import external_data_helper
+
+from export.graphs import INT_INPUTS, StepGraph, UnrolledGraph, example_inputs
+from runtime.backends import Signature, TensorSpec
+from runtime.sampling import Schedule
+from training.checkpoint import load_weights
+from training.models import KINDS, build_nets
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+PER_FRAME = {"x", "noise", "mel_self", "mel_partner", "mel_a", "mel_b", "facing", "actions", "context",
+             "context_mask", "lower", "x0"}  # fmt: skip
+
+
+def _signature(names: list[str], inputs: dict[str, torch.Tensor], out_dim: int) -> Signature:
+    def spec(name: str, t: torch.Tensor | None, dims: int | None = None) -> TensorSpec:
+        rank = t.dim() if t is not None else 3
+        shape: list[int | str] = ["batch"] + ([] if rank == 1 else ["frames"] if name in PER_FRAME else [])
+        last = dims if dims is not None else (t.shape[-1] if t is not None and rank >= 2 else None)
+        if rank == 3:
+            shape.append(int(last))
+        elif rank == 2 and name not in PER_FRAME:
+            shape.append(int(last))
+        dtype = "int64" if name in INT_INPUTS else "float32"
+        return TensorSpec(name, tuple(shape), dtype)
+
+    return Signature(tuple(spec(n, inputs[n]) for n in names), (spec("x0", None, out_dim),))
+
+
+def export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path) -> Signature:
+    """Trace ``module`` on ``inputs`` (ordered) into ``path`` with dynamic batch/frame axes; returns its signature."""
+    names = list(inputs)
+    dynamic = {n: ({0: "batch", 1: "frames"} if n in PER_FRAME else {0: "batch"}) for n in names + ["x0"]}
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about Python ints in shapes are expected here
+        torch.onnx.export(
+            module, tuple(inputs.values()), str(path), input_names=names, output_names=["x0"],
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+        out_dim = module(*inputs.values()).shape[-1]
+    sig = _signature(names, inputs, out_dim)
+    for s in sig.inputs + sig.outputs:
+        log.info("  %s %-13s %-8s %s", path.name, s.name, s.dtype, list(s.shape))
+    return sig
+
+
+def _tensor_digest(t: onnx.TensorProto) -> str:
+    return hashlib.sha256(bytes([t.data_type]) + str(list(t.dims)).encode() + t.raw_data).hexdigest()
+
+
+def share_weights(paths: list[Path], weights_name: str, min_bytes: int = 1024) -> None:
+    """Move the large initializers of several graphs into one external file, each distinct tensor stored once."""
+    folder = paths[0].parent
+    offsets: dict[str, tuple[int, int]] = {}
+    with open(folder / weights_name, "wb") as blob:
+        for path in paths:
+            model = onnx.load(str(path))
+            for t in model.graph.initializer:
+                if not t.HasField("raw_data") or len(t.raw_data) < min_bytes:
+                    continue
+                key = _tensor_digest(t)
+                if key not in offsets:
+                    pad = (-blob.tell()) % 64  # aligned so ORT can memory-map it
+                    blob.write(b"\0" * pad)
+                    offsets[key] = (blob.tell(), len(t.raw_data))
+                    blob.write(t.raw_data)
+                offset, length = offsets[key]
+                external_data_helper.set_external_data(t, weights_name, offset, length)
+                t.ClearField("raw_data")
+                t.data_location = onnx.TensorProto.EXTERNAL
+            onnx.save(model, str(path))
+
+
+def check_parity(module: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path) -> float:
+    """Max abs error between torch and ONNX Runtime on the same inputs; raises beyond PARITY_TOLERANCE."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["x0"], {k: v.numpy() for k, v in inputs.items()})[0]
+    with torch.no_grad():
+        want = module(*inputs.values()).numpy()
+    err = float(np.abs(got - want).max())
+    log.info("  parity %s: max abs error %.2e", path.name, err)
+    if not err < PARITY_TOLERANCE:
+        raise RuntimeError(f"{path}: ONNX Runtime differs from torch by {err:.2e} (> {PARITY_TOLERANCE})")
+    return err
+
+
+def export_model(
+    model: str, net: torch.nn.Module, schedule: Schedule, steps: list[int], out: Path, frames: int = 33
+) -> dict[str, dict]:
+    """All graphs of one model into ``out``; returns manifest graph entries."""
+    entries, paths = {}, []
+    step = StepGraph(net, model)
+    inputs = example_inputs(model, net, batch=2, frames=frames, unrolled=False)
+    path = out / f"{model}_step.onnx"
+    sig = export_graph(step, inputs, path)
+    entries[path.stem] = {"model": model, "kind": "step", "sig": sig, "module": step, "inputs": inputs}
+    paths.append(path)
+    for k in steps:
+        unrolled = UnrolledGraph(net, model, schedule, k)
+        inputs = example_inputs(model, net, batch=2, frames=frames, unrolled=True)
+        path = out / f"{model}_k{k}.onnx"
+        sig = export_graph(unrolled, inputs, path)
+        entries[path.stem] = {"model": model, "kind": "unrolled", "steps": k, "sig": sig, "module": unrolled,
+                              "inputs": inputs}  # fmt: skip
+        paths.append(path)
+    share_weights(paths, f"{model}.weights")
+    for name, e in entries.items():
+        e["parity"] = check_parity(e.pop("module"), e.pop("inputs"), out / f"{name}.onnx")
+    return entries
+
+
+def load_models(checkpoints: dict[str, Path]) -> tuple[dict[str, torch.nn.Module], dict[str, dict]]:
+    """Checkpoint kind -> path  =>  (model name -> eval-mode network, kind -> checkpoint dict)."""
+    nets, ckpts = {}, {}
+    for kind, path in checkpoints.items():
+        ckpt = load_weights(path)
+        if ckpt["kind"] != kind:
+            raise ValueError(f"{path}: is a {ckpt['kind']!r} checkpoint, expected {kind!r}")
+        built = build_nets(kind, ckpt["model_config"])
+        for name, net in built.items():
+            prefix = f"{name}."
+            state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+            net.load_state_dict(state)
+            nets[name] = net.eval()
+        ckpt["path"] = str(path)
+        ckpts[kind] = ckpt
+    return nets, ckpts
+
+
+def main(argv: list[str] | None = None) -> None:
+    from export.bundle import write_bundle
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--face", type=Path, required=True, help="face checkpoint (lip-fine-tuned for shipping)")
+    ap.add_argument("--body", type=Path, required=True, help="hierarchical body checkpoint")
+    ap.add_argument("--body-single", type=Path, help="single-network baseline checkpoint (optional)")
+    ap.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    ap.add_argument("--steps", type=int, nargs="+", default=[4], help="K values to unroll (default: 4)")
+    ap.add_argument("--name", default=None, help="bundle name (default: the folder name)")
+    ap.add_argument("--evaluation", type=Path, help="evaluation JSON to record in the manifest's provenance")
+    ap.add_argument("--card", type=Path, help="model card Markdown to copy in as README.md")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    checkpoints = {"face": args.face, "body": args.body}
+    if args.body_single:
+        checkpoints["body_single"] = args.body_single
+    nets, ckpts = load_models(checkpoints)
+    args.out.mkdir(parents=True, exist_ok=True)
+    schedule = Schedule()
+    graphs = {}
+    for kind in checkpoints:
+        for model in KINDS[kind]:
+            log.info("exporting %s", model)
+            graphs.update(export_model(model, nets[model], schedule, sorted(set(args.steps)), args.out))
+    write_bundle(args.out, args.name or args.out.name, graphs, ckpts, schedule, args.evaluation, args.card)
+
+
+if __name__ == "__main__":
+    main()
