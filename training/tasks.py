@@ -1,0 +1,136 @@
+"""What each checkpoint kind trains: networks, condition dropout, loss, and sampling (used by train and evaluate).
+
+Batches are dicts of tensors made by ``training.data.windows`` (all normalised):
+  face: x0 (B,T,52), mel_self, mel_partner (B,T,80), style (B,), facing (B,T,1), context_mask (B,T,1)
+  body: lower (B,T,Dl), upper (B,T,Du), mel_a, mel_b (B,T,80), actions (B,T,2), placement (B,4), context_mask
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from runtime.arkit import ARKIT_NAMES
+from training.config import Experiment
+from training.models import build_nets
+from training.models.diffusion import Diffusion, DiffusionConfig
+
+LIP_PREFIXES = ("jaw", "mouth")  # lip and jaw blendshapes: the lip-error channels and the fine-tuning loss
+LIP_CHANNELS = tuple(i for i, n in enumerate(ARKIT_NAMES) if n.startswith(LIP_PREFIXES))
+DENOISER_PREFIX = "backbone."  # the part swapped in after lip fine-tuning (paper B.2); the rest stays the base's
+
+
+def model_configs(exp: Experiment, dims: dict[str, int], n_styles: int) -> dict[str, dict]:
+    """Network configs of ``exp.model`` given the data's widths (face 52; body lower/upper of both people)."""
+    net = dict(exp.net)
+    if exp.model == "face":
+        return {"face": {"n_features": dims["face"], "n_styles": n_styles, **net}}
+    if exp.model == "body":
+        return {
+            "body_lower": {"part": "lower", "n_features": dims["lower"], **net},
+            "body_upper": {"part": "upper", "n_features": dims["upper"], "n_lower": dims["lower"], **net},
+        }
+    return {"body_single": {"part": "single", "n_features": dims["lower"] + dims["upper"], **net}}
+
+
+class Task(nn.Module):
+    """The networks of one checkpoint kind, each inside a ``Diffusion`` wrapper."""
+
+    def __init__(self, exp: Experiment, model_config: dict[str, dict]) -> None:
+        super().__init__()
+        self.kind = exp.model
+        self.exp = exp
+        self.model_config = model_config
+        diff = DiffusionConfig(velocity_weight=exp.train.velocity_weight, regression=exp.train.regression)
+        self.models = nn.ModuleDict({k: Diffusion(v, diff) for k, v in build_nets(exp.model, model_config).items()})
+        if exp.finetune.loss_channels == "lip":
+            weights = torch.zeros(len(ARKIT_NAMES))
+            weights[list(LIP_CHANNELS)] = 1.0
+            self.register_buffer("channel_weights", weights, persistent=False)
+        else:
+            self.channel_weights = None
+
+    def net_state(self) -> dict[str, torch.Tensor]:
+        """Weights as checkpoints store them: ``<model>.<param>`` (model = face, body_lower, ...)."""
+        return {f"{k}.{p}": v for k, m in self.models.items() for p, v in m.net.state_dict().items()}
+
+    def load_net_state(self, state: dict[str, torch.Tensor]) -> None:
+        for k, m in self.models.items():
+            m.net.load_state_dict({p[len(k) + 1 :]: v for p, v in state.items() if p.startswith(k + ".")})
+
+    # -- training ------------------------------------------------------------------------------------------
+    def _dropout(self, batch: dict, gen: torch.Generator) -> dict:
+        t = self.exp.train
+        b = next(iter(batch.values())).shape[0]
+
+        def draw(p: float) -> torch.Tensor:
+            return torch.rand(b, generator=gen) < p
+
+        batch = dict(batch)
+        if self.kind == "face":
+            drop = draw(t.p_drop_partner)[:, None, None]
+            batch["mel_partner"] = torch.where(drop, torch.zeros_like(batch["mel_partner"]), batch["mel_partner"])
+            n_styles = self.models["face"].net.config.n_styles
+            no_style = torch.full_like(batch["style"], n_styles)
+            batch["style"] = torch.where(draw(t.p_drop_style), no_style, batch["style"])
+        else:
+            for key in ("mel_a", "mel_b"):
+                drop = draw(t.p_drop_partner / 2)[:, None, None]
+                batch[key] = torch.where(drop, torch.zeros_like(batch[key]), batch[key])
+            n_actions = next(iter(self.models.values())).net.config.n_actions
+            drop = draw(t.p_drop_action)[:, None, None]
+            batch["actions"] = torch.where(drop, torch.full_like(batch["actions"], n_actions), batch["actions"])
+        return batch
+
+    def forward(self, batch: dict, gen: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of a batch; ``gen`` given = training (condition dropout on)."""
+        if gen is not None:
+            batch = self._dropout(batch, gen)
+        mask = batch["context_mask"]
+        if self.kind == "face":
+            cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
+            return self.models["face"].loss(batch["x0"], cond, mask, self.channel_weights)
+        cond = {k: batch[k] for k in ("mel_a", "mel_b", "actions", "placement")}
+        if self.kind == "body_single":
+            x0 = torch.cat([batch["lower"], batch["upper"]], dim=-1)
+            return self.models["body_single"].loss(x0, cond, mask)
+        lo, lo_parts = self.models["body_lower"].loss(batch["lower"], cond, mask)
+        up, up_parts = self.models["body_upper"].loss(batch["upper"], dict(cond, lower=batch["lower"]), mask)
+        parts = {f"lower_{k}": v for k, v in lo_parts.items()} | {f"upper_{k}": v for k, v in up_parts.items()}
+        return lo + up, {"loss": float(lo + up), **parts}
+
+    # -- sampling ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, batch: dict, k: int, noise: dict[str, torch.Tensor], context: dict | None = None) -> dict:
+        """Generate a batch. ``noise``/``context`` map output names (x0 | lower, upper) to (B,T,D) tensors."""
+        mask = batch["context_mask"]
+        ctx = context or {}
+        if self.kind == "face":
+            cond = {k_: batch[k_] for k_ in ("mel_self", "mel_partner", "style", "facing")}
+            return {"x0": self.models["face"].sample(cond, noise["x0"], k, ctx.get("x0"), mask)}
+        cond = {k_: batch[k_] for k_ in ("mel_a", "mel_b", "actions", "placement")}
+        if self.kind == "body_single":
+            dl = batch["lower"].shape[-1] if "lower" in batch else noise["lower"].shape[-1]
+            both_ctx = torch.cat([ctx["lower"], ctx["upper"]], -1) if ctx else None
+            out = self.models["body_single"].sample(cond, torch.cat([noise["lower"], noise["upper"]], -1), k,
+                                                    both_ctx, mask)  # fmt: skip
+            return {"lower": out[..., :dl], "upper": out[..., dl:]}
+        lower = self.models["body_lower"].sample(cond, noise["lower"], k, ctx.get("lower"), mask)
+        upper = self.models["body_upper"].sample(dict(cond, lower=lower), noise["upper"], k, ctx.get("upper"), mask)
+        return {"lower": lower, "upper": upper}
+
+
+def swap_denoiser(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Paper B.2: the base model's weights with only the denoiser (transformer) weights taken from ``tuned``."""
+    out = dict(base)
+    swapped = 0
+    for name, value in tuned.items():
+        model, _, param = name.partition(".")
+        if param.startswith(DENOISER_PREFIX):
+            if name not in base or base[name].shape != value.shape:
+                raise ValueError(f"denoiser weight {name} does not match the base model")
+            out[name] = value
+            swapped += 1
+    if not swapped:
+        raise ValueError("no denoiser weights found to swap (expected names like 'face.backbone.*')")
+    return out
