@@ -1,0 +1,82 @@
+"""Live Link Face UDP bridge: Unreal's built-in Live Link Face source animates a MetaHuman face, no plugin.
+
+One subject per person (``<prefix>_A`` / ``<prefix>_B``), one UDP datagram per frame, in the layout of Epic's
+Live Link Face iPhone app (as the open PyLiveLinkFace / NeuroSync senders write it; all integers big-endian except
+the version):
+
+    uint32 LE   version (6)
+    bytes       device id: "$" + 36-character UUID (37 bytes, no length prefix)
+    int32       subject name length, then the UTF-8 name
+    int32       frame number   (FFrameTime.FrameNumber at the stream's rate)
+    float32     sub-frame      (FFrameTime.SubFrame, 0.0)
+    int32       fps numerator  (30)
+    int32       fps denominator (1)
+    uint8       value count (61)
+    61 float32  52 blendshapes in Epic's order, then head yaw/pitch/roll and left/right eye yaw/pitch/roll
+
+Unreal listens on UDP 11111 by default (Live Link > Source > Live Link Face, or the app's target address).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import uuid
+
+import numpy as np
+
+from runtime.arkit import to_livelink
+from runtime.frames import Frames, StreamInfo
+from runtime.sinks import parse_address
+
+DEFAULT_PORT = 11111
+VERSION = 6
+N_VALUES = 61
+
+
+def encode_packet(device_id: str, subject: str, frame: int, fps: int, values: np.ndarray) -> bytes:
+    """One Live Link Face datagram. ``values``: (61,) in Live Link order (``runtime.arkit.to_livelink``)."""
+    values = np.asarray(values, dtype=">f4")
+    if values.shape != (N_VALUES,):
+        raise ValueError(f"Live Link Face packets carry {N_VALUES} values, got shape {values.shape}")
+    if not device_id.startswith("$") or len(device_id) != 37:
+        raise ValueError(f"device id must be '$' + a 36-character UUID, got {device_id!r}")
+    name = subject.encode("utf-8")
+    return b"".join([
+        struct.pack("<I", VERSION),
+        device_id.encode("ascii"),
+        struct.pack(">i", len(name)),
+        name,
+        struct.pack(">ifiiB", frame, 0.0, fps, 1, N_VALUES),
+        values.tobytes(),
+    ])  # fmt: skip
+
+
+class LiveLinkSink:
+    def __init__(self, address: str, subject_prefix: str = "InterAct") -> None:
+        self.host, self.port = parse_address(address, DEFAULT_PORT)
+        self.subjects = (f"{subject_prefix}_A", f"{subject_prefix}_B")
+        self.device_ids = tuple(f"${uuid.uuid5(uuid.NAMESPACE_URL, s)}" for s in self.subjects)
+        self.sock: socket.socket | None = None
+        self.fps = 30
+        self.sent = 0
+
+    def open(self, info: StreamInfo) -> None:
+        self.fps = int(round(info.fps))
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+
+    def write(self, frames: Frames) -> None:
+        if self.sock is None:
+            raise RuntimeError("LiveLinkSink.write before open")
+        for p, person in enumerate(frames.people):
+            values = to_livelink(person.blendshapes, person.rotations)  # (N, 61)
+            for i, index in enumerate(frames.index):
+                packet = encode_packet(self.device_ids[p], self.subjects[p], int(index), self.fps, values[i])
+                self.sock.sendto(packet, (self.host, self.port))
+                self.sent += 1
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

@@ -1,0 +1,117 @@
+"""VMC protocol bridge (OSC over UDP): Unity (EVMC4U), VSeeFace, VMC-capable Unreal plugins.
+
+Per frame and person: ``/VMC/Ext/Root/Pos`` (root position + rotation), one ``/VMC/Ext/Bone/Pos`` per mapped
+humanoid bone (local position + local rotation), ``/VMC/Ext/Blend/Val`` per ARKit blendshape (PascalCase names,
+the "perfect sync" convention of VRM avatars) then ``/VMC/Ext/Blend/Apply``, all in one OSC bundle, plus
+``/VMC/Ext/T`` (time). Person A goes to ``HOST:PORT``, person B to ``HOST:PORT+1`` (one performer per receiver).
+
+Coordinates: VMC uses Unity's left-handed Y-up frame; ours is right-handed Y-up, so X is mirrored:
+position (x, y, z) -> (-x, y, z) and quaternion (w, x, y, z) -> (w, x, -y, -z), sent as (x, y, z, w).
+Rotations are the skeleton's local rotations relative to its rest pose (a T-pose for the default bundle); an avatar
+with a different rest pose needs the usual humanoid retargeting on the receiver.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from runtime.arkit import ARKIT_NAMES, pascal
+from runtime.frames import Frames, StreamInfo
+from runtime.sinks import parse_address
+from runtime.skeleton import Skeleton
+
+DEFAULT_PORT = 39539  # the VMC "Marionette" (receiver) port
+
+# Our (Mixamo-like) and other common names -> Unity HumanBodyBones names (without the side prefix for limbs).
+_BODY = {
+    "hips": "Hips", "pelvis": "Hips", "spine": "Spine", "spine1": "Chest", "chest": "Chest", "spine2": "UpperChest",
+    "upperchest": "UpperChest", "neck": "Neck", "head": "Head",
+}  # fmt: skip
+_LIMB = {
+    "shoulder": "Shoulder", "arm": "UpperArm", "upperarm": "UpperArm", "forearm": "LowerArm", "lowerarm": "LowerArm",
+    "hand": "Hand", "upleg": "UpperLeg", "upperleg": "UpperLeg", "thigh": "UpperLeg", "leg": "LowerLeg",
+    "lowerleg": "LowerLeg", "shin": "LowerLeg", "foot": "Foot", "toebase": "Toes", "toes": "Toes", "toe": "Toes",
+}  # fmt: skip
+_FINGERS = {"thumb": "Thumb", "index": "Index", "middle": "Middle", "ring": "Ring", "pinky": "Little"}
+_PHALANX = {"1": "Proximal", "2": "Intermediate", "3": "Distal"}
+
+
+def humanoid_name(joint: str) -> str | None:
+    """Unity humanoid bone for a joint name (Mixamo-like or ``UpperArm_L`` style), or None if unmapped."""
+    rest = joint.replace("mixamorig:", "")
+    side = ""
+    for pattern in (r"(Left|Right)(.+)", r"([LR])_(.+)", r"(.+)_([LR])"):
+        m = re.fullmatch(pattern, rest)
+        if m:
+            a, b = m.groups()
+            side_token, rest = (b, a) if pattern.endswith("([LR])") else (a, b)
+            side = {"L": "Left", "R": "Right"}.get(side_token, side_token)
+            break
+    key = rest.lower()
+    if not side:
+        return _BODY.get(key)
+    finger = re.fullmatch(r"(?:hand)?(thumb|index|middle|ring|pinky)(\d)", key)
+    if finger:
+        return f"{side}{_FINGERS[finger[1]]}{_PHALANX.get(finger[2], 'Distal')}"
+    limb = _LIMB.get(key)
+    return f"{side}{limb}" if limb else None
+
+
+def to_unity(position: np.ndarray, quat_wxyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Right-handed Y-up -> Unity left-handed Y-up (mirror X). Returns positions (..., 3), quaternions (..., 4) xyzw."""
+    p = np.asarray(position, dtype=np.float32) * np.array([-1.0, 1.0, 1.0], np.float32)
+    q = np.asarray(quat_wxyz, dtype=np.float32)
+    xyzw = np.stack([q[..., 1], -q[..., 2], -q[..., 3], q[..., 0]], axis=-1)
+    return p, xyzw
+
+
+class VmcSink:
+    def __init__(self, address: str) -> None:
+        self.host, self.port = parse_address(address, DEFAULT_PORT)
+        self.clients: list = []
+        self.bones: list[tuple[int, str]] = []
+        self.offsets: np.ndarray | None = None
+        self.sent = 0
+
+    def open(self, info: StreamInfo) -> None:
+        try:
+            from pythonosc.udp_client import SimpleUDPClient
+        except ImportError as e:  # pragma: no cover - python-osc is a runtime dependency
+            raise RuntimeError("the VMC bridge needs python-osc: pip install python-osc") from e
+        self.clients = [SimpleUDPClient(self.host, self.port + p) for p in (0, 1)]
+        sk: Skeleton = info.skeleton
+        self.bones = [(j, h) for j, n in enumerate(sk.names) if (h := humanoid_name(n)) is not None]
+        self.offsets = np.asarray(sk.offsets, dtype=np.float32)
+
+    def write(self, frames: Frames) -> None:
+        from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+        from pythonosc.osc_message_builder import OscMessageBuilder
+
+        def msg(address: str, *args) -> object:
+            b = OscMessageBuilder(address=address)
+            for a in args:
+                b.add_arg(a)
+            return b.build()
+
+        names = [pascal(n) for n in ARKIT_NAMES]
+        for p, person in enumerate(frames.people):
+            root_p, _ = to_unity(person.root_position, person.joint_rotations[:, 0])
+            local_p, local_q = to_unity(self.offsets, person.joint_rotations)
+            _, root_q = to_unity(person.root_position, person.joint_rotations[:, 0])
+            for i in range(len(frames)):
+                bundle = OscBundleBuilder(IMMEDIATELY)
+                bundle.add_content(msg("/VMC/Ext/T", float(frames.time[i])))
+                bundle.add_content(msg("/VMC/Ext/Root/Pos", "root", *map(float, root_p[i]), *map(float, root_q[i])))
+                for j, bone in self.bones:
+                    pos = root_p[i] if j == 0 else local_p[j]
+                    bundle.add_content(msg("/VMC/Ext/Bone/Pos", bone, *map(float, pos), *map(float, local_q[i, j])))
+                for name, value in zip(names, person.blendshapes[i], strict=True):
+                    bundle.add_content(msg("/VMC/Ext/Blend/Val", name, float(value)))
+                bundle.add_content(msg("/VMC/Ext/Blend/Apply"))
+                self.clients[p].send(bundle.build())
+                self.sent += 1
+
+    def close(self) -> None:
+        self.clients = []
