@@ -107,10 +107,8 @@ class Trainer:
         t = self.exp.train
         short = torch.rand(1, generator=self.gen).item() < t.p_short
         length = int(torch.randint(t.min_window, t.window + 1, (1,), generator=self.gen)) if short else t.window
-        batch = self.data.batch(t.batch_size, length, self.gen)
-        if t.augment:
-            batch = self.data.augment(batch, lambda mel: augment_mel(mel, self.exp.augment, self.gen))
-        return batch
+        augment = (lambda mel: augment_mel(mel, self.exp.augment, self.gen)) if t.augment else None
+        return self.data.batch(t.batch_size, length, self.gen, augment)
 
     @torch.no_grad()
     def _ema_update(self) -> None:

@@ -1,0 +1,83 @@
+"""The bundle's networks as the engine uses them: normalisation, and sampling with K steps (DESIGN 5).
+
+``Model.sample`` prefers the graph with the K-step sampler unrolled inside (one call per block); for any other K it
+loops the per-step graph with ``runtime.sampling.sample_ddim`` (the same maths). Everything here is numpy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from runtime.bundle import Bundle
+from runtime.sampling import sample_ddim
+
+log = logging.getLogger(__name__)
+
+MODELS = ("body_lower", "body_upper", "face")  # order inside a step: lower -> upper -> faces (DESIGN 5)
+
+
+class Model:
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.schedule = bundle.schedule
+        self.stats = {k: bundle.norm(k) for k in ("mel", "face", "lower", "upper")}
+        self.dims = {k: len(v[0]) for k, v in self.stats.items()}  # lower/upper: both people
+        self.timings: dict[str, list[float]] = defaultdict(list)  # per-stage seconds (benchmarks read these)
+
+    def warm_up(self, frames: int, steps: int) -> None:
+        """Load every graph the engine will call and run each once (first calls allocate)."""
+        for model in MODELS:
+            batch = 2 if model == "face" else 1
+            feed = self.example_conditions(model, batch, frames)
+            self.sample(model, np.zeros((batch, frames, self._width(model)), np.float32), feed, steps)
+        self.timings.clear()
+
+    def _width(self, model: str) -> int:
+        return {"face": self.dims["face"], "body_lower": self.dims["lower"], "body_upper": self.dims["upper"]}[model]
+
+    def example_conditions(self, model: str, batch: int, frames: int) -> dict[str, np.ndarray]:
+        """Neutral inputs of the right shapes (warm-up and benchmarks)."""
+        width = self._width(model)
+        mel = np.zeros((batch, frames, self.dims["mel"]), np.float32)
+        ctx = {"context": np.zeros((batch, frames, width), np.float32),
+               "context_mask": np.zeros((batch, frames, 1), np.float32)}  # fmt: skip
+        if model == "face":
+            return {"mel_self": mel, "mel_partner": mel, "style": np.zeros(batch, np.int64),
+                    "facing": np.ones((batch, frames, 1), np.float32), **ctx}  # fmt: skip
+        cond = {"mel_a": mel, "mel_b": mel, "actions": np.full((batch, frames, 2), 2, np.int64),
+                "placement": np.array([[0.0, 1.4, -1.0, 0.0]] * batch, np.float32), **ctx}  # fmt: skip
+        if model == "body_upper":
+            cond["lower"] = np.zeros((batch, frames, self.dims["lower"]), np.float32)
+        return cond
+
+    # -- normalisation -------------------------------------------------------------------------------------
+    def normalise(self, name: str, x: np.ndarray) -> np.ndarray:
+        mean, std = self.stats[name]
+        return ((x - mean) / std).astype(np.float32)
+
+    def denormalise(self, name: str, x: np.ndarray) -> np.ndarray:
+        mean, std = self.stats[name]
+        return (x * std + mean).astype(np.float32)
+
+    # -- sampling ------------------------------------------------------------------------------------------
+    def sample(self, model: str, noise: np.ndarray, conditions: dict[str, np.ndarray], steps: int) -> np.ndarray:
+        """Deterministic DDIM in ``steps`` steps from ``noise`` (B, T, D) -> x0 (normalised)."""
+        t0 = time.perf_counter()
+        name = self.bundle.unrolled(model, steps)
+        if name is not None:
+            out = self.bundle.graph(name).run({"noise": noise, **conditions})["x0"]
+        else:
+            graph = self.bundle.graph(f"{model}_step")
+            batch = np.zeros(noise.shape[0], np.int64)
+
+            def denoise(x: np.ndarray, t: int) -> np.ndarray:
+                return graph.run({"x": x, "t": batch + t, **conditions})["x0"]
+
+            out = sample_ddim(denoise, noise, self.schedule, steps,
+                              context=conditions["context"], context_mask=conditions["context_mask"])  # fmt: skip
+        self.timings[model].append(time.perf_counter() - t0)
+        return out

@@ -1,0 +1,372 @@
+"""The streaming engine: one two-person session as an explicit state machine (DESIGN 5, STYLE 7).
+
+    engine = Engine(model, poser, SessionSettings(...))
+    engine.push_audio(0, pcm_a); engine.push_audio(1, pcm_b)   # float32 16 kHz mono, any chunk sizes
+    while (frames := engine.step()) is not None: ...            # commits one block when its audio is known
+    frames = engine.flush()                                     # end of audio: silence appended, the rest out
+
+Invariants:
+- Frames are emitted once, in order, with consecutive indices; frame i has time code i / fps (audio time), so
+  output maps exactly onto the audio pushed. Nothing emitted is ever revised.
+- A block of B frames is committed once both speakers' audio is known L frames past it. Each step runs a window
+  [C context | B block | L lookahead]: body lower -> body upper -> both faces (the faces' "facing the partner"
+  flag comes from the new body frames). Committed frames are the next window's known context.
+- The noise of every graph is drawn once per session (seeded) and reused, so windows do not flicker.
+- Memory is bounded: features, context and audio state are kept only as far back as the window needs.
+- Output depends only on the audio and the settings, never on chunk sizes or timing, unless compute falls behind
+  real time: then the engine degrades in a declared way (fewer steps, then larger blocks) and emits an event.
+- If one speaker's audio stops arriving while the other's continues, after ``speaker_timeout`` seconds of audio it
+  is treated as silence (an INPUT_LATE event says so); audio that arrives later for that span is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from runtime.audio import StreamingMel
+from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, LOG_FLOOR, N_MELS, SAMPLE_RATE
+from runtime.frames import Frames, PersonFrames, StreamInfo
+from runtime.model import Model
+from runtime.posing import Poser, facing_flags, relative_placement
+
+log = logging.getLogger(__name__)
+
+SILENCE = float(np.log(LOG_FLOOR))  # log-mel of digital silence
+MAX_STEPS = 8
+DEGRADE_AFTER = 4  # consecutive blocks slower than real time before degrading
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    block: int = 6  # frames committed per step (200 ms)
+    lookahead: int = 3  # frames of future audio needed before committing (100 ms)
+    context: int = 24  # committed frames each window conditions on (0.8 s)
+    steps: int = 4  # DDIM steps K
+    seed: int = 0
+    styles: tuple[str, str] = ("", "")  # "" = the bundle's default style
+    actions: tuple[str, str] = (DEFAULT_ACTION, DEFAULT_ACTION)
+    placement: tuple[float, float, float] = (0.0, 1.4, np.pi)  # B in A's frame: x, z (m), yaw (rad)
+    speaker_timeout: float = 2.0  # s of audio one speaker may lag the other before it is filled with silence
+    degrade: bool = True  # allow fewer steps / larger blocks when compute falls behind real time
+
+    @property
+    def window(self) -> int:
+        return self.context + self.block + self.lookahead
+
+    @property
+    def latency(self) -> float:
+        """Algorithmic latency in seconds: a frame waits for the rest of its block plus the lookahead."""
+        return (self.block + self.lookahead) / FPS
+
+    def validate(self) -> SessionSettings:
+        checks = [
+            (1 <= self.block <= 90, f"block must be 1..90 frames, got {self.block}"),
+            (0 <= self.lookahead <= 90, f"lookahead must be 0..90 frames, got {self.lookahead}"),
+            (0 <= self.context <= 300, f"context must be 0..300 frames, got {self.context}"),
+            (1 <= self.steps <= MAX_STEPS, f"steps must be 1..{MAX_STEPS}, got {self.steps}"),
+            (all(a in ACTIONS for a in self.actions), f"actions must be among {ACTIONS}, got {self.actions}"),
+            (all(np.isfinite(self.placement)) and abs(self.placement[0]) < 50 and abs(self.placement[1]) < 50,
+             f"placement must be finite metres within 50 m, got {self.placement}"),
+            (0.1 <= self.speaker_timeout <= 60, f"speaker_timeout must be 0.1..60 s, got {self.speaker_timeout}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "speech_start", "speech_end", "input_late", "degraded", "control_applied"
+    time: float  # s of session audio
+    speaker: int | None = None  # 0 = A, 1 = B
+    message: str = ""
+    count: int = 0
+
+
+class _Speaker:
+    """One speaker's audio -> normalised mel frames at the output clock."""
+
+    def __init__(self) -> None:
+        self.mel = StreamingMel()
+        self.frames: deque[np.ndarray] = deque()  # raw log-mel rows not yet dropped
+        self.first = 0  # frame index of frames[0]
+        self.samples = 0  # samples accepted so far (pushed or filled)
+        self.speaking = False
+        self.energy_floor = -8.0  # adaptive noise floor of the frame energy (log units)
+
+    @property
+    def n_frames(self) -> int:
+        return self.first + len(self.frames)
+
+    def push(self, pcm: np.ndarray) -> None:
+        self.samples += len(pcm)
+        self.frames.extend(self.mel.push(pcm))
+
+    def drop_before(self, index: int) -> None:
+        while self.frames and self.first < index:
+            self.frames.popleft()
+            self.first += 1
+
+    def window(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, 80) raw log-mel; frames before 0 (or beyond what exists) are silence."""
+        out = np.full((stop - start, N_MELS), SILENCE, np.float32)
+        a, b = max(start, self.first), min(stop, self.n_frames)
+        if b > a:
+            out[a - start : b - start] = np.stack([self.frames[i - self.first] for i in range(a, b)])
+        return out
+
+
+class Engine:
+    def __init__(self, model: Model, poser: Poser, settings: SessionSettings, session_id: str = "") -> None:
+        self.model, self.poser, self.settings = model, poser, settings.validate()
+        self.session_id = session_id
+        styles = model.bundle.styles
+        self.style_ids = [self._style_id(s, styles) for s in settings.styles]
+        self.action_ids = [ACTIONS.index(a) for a in settings.actions]
+        self.pending_controls: list[tuple[int, int, str, int]] = []  # (frame, speaker, kind, value)
+        self.speakers = (_Speaker(), _Speaker())
+        self.committed = 0  # frames emitted so far
+        self.total: int | None = None  # frames to emit in all, known after flush
+        self.events: list[Event] = []
+        self.slow_blocks = 0
+        rng = np.random.default_rng(settings.seed)
+        w = settings.window
+        self.noise = {
+            "body_lower": rng.standard_normal((1, w, model.dims["lower"])).astype(np.float32),
+            "body_upper": rng.standard_normal((1, w, model.dims["upper"])).astype(np.float32),
+            "face": rng.standard_normal((2, w, model.dims["face"])).astype(np.float32),
+        }
+        # Committed model-space history (normalised), newest last, at most `context` frames.
+        self.hist = {k: np.zeros((0, model.dims[k]), np.float32) for k in ("lower", "upper")}
+        self.hist_face = np.zeros((2, 0, model.dims["face"]), np.float32)
+        self.hist_actions = np.zeros((0, 2), np.int64)
+        self.root = poser.initial_states(settings.placement)  # (RootState A, RootState B)
+        self.root_hist: list[deque] = [deque(maxlen=max(1, settings.context)) for _ in range(2)]  # (x, z, yaw)
+        self.arrivals: deque[tuple[int, float]] = deque()  # (samples of the slower speaker, monotonic time)
+        self.latencies: deque[float] = deque(maxlen=10_000)
+
+    # -- public surface ------------------------------------------------------------------------------------
+    @property
+    def info(self) -> StreamInfo:
+        s = self.settings
+        names = self.model.bundle.styles
+        styles = tuple(names[i] if i < len(names) else "" for i in self.style_ids)
+        return StreamInfo(self.session_id, self.poser.skeleton, FPS, algorithmic_latency=s.latency, block=s.block,
+                          lookahead=s.lookahead, context=s.context, steps=s.steps, model=self.model.bundle.name,
+                          styles=styles)  # fmt: skip
+
+    def push_audio(self, speaker: int, pcm: np.ndarray, t: float | None = None) -> None:
+        """Append 16 kHz mono float32 samples of ``speaker`` (0 = A, 1 = B); ``t`` = arrival (monotonic s)."""
+        if self.total is not None:
+            raise RuntimeError("push_audio after flush")
+        if speaker not in (0, 1):
+            raise ValueError(f"speaker must be 0 (A) or 1 (B), got {speaker}")
+        pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        me, other = self.speakers[speaker], self.speakers[1 - speaker]
+        skip = min(len(pcm), max(0, me.samples - me.mel.samples_seen))  # span already filled with silence
+        me.push(pcm[skip:])
+        lag = me.samples - other.samples
+        limit = int(self.settings.speaker_timeout * SAMPLE_RATE)
+        if lag > limit:  # the other speaker's audio stopped arriving: fill it with silence up to the limit
+            fill = lag - limit
+            self.events.append(Event("input_late", other.samples / SAMPLE_RATE, 1 - speaker,
+                                     f"no audio for {self.settings.speaker_timeout:g} s; {fill / SAMPLE_RATE:.2f} s "
+                                     "treated as silence"))  # fmt: skip
+            other.push(np.zeros(fill, np.float32))
+        self.arrivals.append((min(s.samples for s in self.speakers), time.monotonic() if t is None else t))
+
+    def control(self, speaker: int, at_time: float, action: str | None = None, style: str | None = None) -> None:
+        """Change a person's action label or style from ``at_time`` (s); applied at the first frame at or after it."""
+        if not np.isfinite(at_time) or at_time < 0:
+            raise ValueError(f"control time must be a finite number of seconds >= 0, got {at_time}")
+        frame = max(int(np.ceil(at_time * FPS - 1e-9)), self.committed)
+        if action is not None:
+            if action not in ACTIONS:
+                raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
+            self.pending_controls.append((frame, speaker, "action", ACTIONS.index(action)))
+        if style is not None:
+            self.pending_controls.append((frame, speaker, "style", self._style_id(style, self.model.bundle.styles)))
+
+    def ready(self) -> bool:
+        s = self.settings
+        need = self.committed + s.block + s.lookahead
+        available = min(sp.n_frames for sp in self.speakers)
+        return self.committed < (self.total if self.total is not None else available - s.lookahead) and (
+            self.total is not None or available >= need
+        )
+
+    def step(self) -> Frames | None:
+        """Commit the next block if its audio (and lookahead) is known; None otherwise."""
+        if not self.ready():
+            return None
+        t0 = time.perf_counter()
+        s = self.settings
+        block = s.block if self.total is None else min(s.block, self.total - self.committed)
+        frames = self._run_block(block)
+        self._account(time.perf_counter() - t0, block)
+        return frames
+
+    def flush(self) -> Frames | None:
+        """End of audio: append silence so mouths close, commit every remaining frame (ceil(duration x fps))."""
+        if self.total is None:
+            for sp in self.speakers:
+                sp.frames.extend(sp.mel.flush())
+            longest = max(sp.samples for sp in self.speakers)
+            self.total = int(np.ceil(longest * FPS / SAMPLE_RATE - 1e-9))
+        out = []
+        while (f := self.step()) is not None:
+            out.append(f)
+        return Frames.concat(out) if out else None
+
+    def drain_events(self) -> list[Event]:
+        events, self.events = self.events, []
+        return events
+
+    # -- one block -----------------------------------------------------------------------------------------
+    def _style_id(self, name: str, styles: list[str]) -> int:
+        if name == "":
+            return len(styles)  # the "no style" embedding (trained by style dropout)
+        if name not in styles:
+            raise ValueError(f"unknown style {name!r}; the model has {', '.join(styles) or 'none'}")
+        return styles.index(name)
+
+    def _apply_controls(self, start: int, stop: int) -> np.ndarray:
+        """Per-frame action ids (stop - start, 2) for new frames, applying pending controls in time order."""
+        actions = np.empty((stop - start, 2), np.int64)
+        for i in range(start, stop):
+            for c in sorted(x for x in self.pending_controls if x[0] == i):
+                _, who, kind, value = c
+                if kind == "action":
+                    self.action_ids[who] = value
+                else:
+                    self.style_ids[who] = value
+                self.events.append(Event("control_applied", i / FPS, who, f"{kind} -> {value}"))
+            self.pending_controls = [x for x in self.pending_controls if x[0] != i]
+            actions[i - start] = self.action_ids
+        return actions
+
+    def _run_block(self, block: int) -> Frames:
+        s, m = self.settings, self.model
+        c0 = self.committed
+        n_ctx = self.hist["lower"].shape[0]
+        start = c0 - s.context  # window [start, start + W); frames before 0 are silent padding
+        w = s.window
+        known = slice(s.context - n_ctx, s.context)  # rows of the window holding committed frames
+        new = slice(s.context, s.context + block)
+        mel = [m.normalise("mel", sp.window(start, start + w))[None] for sp in self.speakers]
+        future_actions = self._apply_controls(c0, start + w)
+        actions = np.concatenate([np.zeros((s.context - len(self.hist_actions), 2), np.int64) + self.action_ids,
+                                  self.hist_actions[-s.context :] if s.context else self.hist_actions[:0],
+                                  future_actions])[None]  # fmt: skip
+        mask = np.zeros((1, w, 1), np.float32)
+        mask[0, known] = 1.0
+        placement = relative_placement(self.root[0], self.root[1])[None]
+        cond = {"mel_a": mel[0], "mel_b": mel[1], "actions": actions, "placement": placement, "context_mask": mask}
+
+        def context(name: str) -> np.ndarray:
+            ctx = np.zeros((1, w, m.dims[name]), np.float32)
+            ctx[0, known] = self.hist[name]
+            return ctx
+
+        lower = m.sample("body_lower", self.noise["body_lower"], dict(cond, context=context("lower")), s.steps)
+        upper = m.sample("body_upper", self.noise["body_upper"],
+                         dict(cond, context=context("upper"), lower=lower), s.steps)  # fmt: skip
+
+        # Root trajectories over the window's new and lookahead frames, from the current committed state.
+        body = self.poser.split(m.denormalise("lower", lower[0]), m.denormalise("upper", upper[0]))  # (W, Dp) x 2
+        ahead = slice(s.context, w)
+        tracks = [self.poser.integrate(body[p][ahead], self.root[p]) for p in (0, 1)]
+        fa, fb = facing_flags(tracks[0][0], tracks[0][1], tracks[1][0], tracks[1][1])
+        past = [np.asarray(self.root_hist[p], np.float64).reshape(-1, 3) for p in (0, 1)]
+        pa, pb = (facing_flags(past[0][:, :2], past[0][:, 2], past[1][:, :2], past[1][:, 2]) if len(past[0])
+                  else (np.zeros(0, bool), np.zeros(0, bool)))  # fmt: skip
+        facing = np.ones((2, w, 1), np.float32)  # unknown past (stream start): assume facing
+        facing[0, s.context - len(pa) : s.context, 0], facing[1, s.context - len(pb) : s.context, 0] = pa, pb
+        facing[0, ahead, 0], facing[1, ahead, 0] = fa, fb
+
+        face_ctx = np.zeros((2, w, m.dims["face"]), np.float32)
+        face_ctx[:, known] = self.hist_face
+        face_mask = np.repeat(mask, 2, axis=0)
+        faces = m.sample("face", self.noise["face"], {
+            "mel_self": np.concatenate(mel), "mel_partner": np.concatenate(mel[::-1]),
+            "style": np.array(self.style_ids, np.int64), "facing": facing, "context": face_ctx,
+            "context_mask": face_mask}, s.steps)  # fmt: skip
+
+        # Commit the block.
+        keep = s.context
+        self.hist["lower"] = np.concatenate([self.hist["lower"], lower[0, new]])[-keep:] if keep else self.hist["lower"]
+        self.hist["upper"] = np.concatenate([self.hist["upper"], upper[0, new]])[-keep:] if keep else self.hist["upper"]
+        self.hist_face = np.concatenate([self.hist_face, faces[:, new]], axis=1)[:, -keep:] if keep else self.hist_face
+        self.hist_actions = np.concatenate([self.hist_actions, future_actions[:block]])[-max(keep, 1) :]
+        people = []
+        for p in (0, 1):
+            xz, yaw, states = tracks[p]
+            self.root[p] = states[block - 1]
+            for i in range(block):
+                self.root_hist[p].append((xz[i, 0], xz[i, 1], yaw[i]))
+            weights = np.clip(m.denormalise("face", faces[p, new]), 0.0, 1.0)
+            posed = self.poser.pose(body[p][new], xz[:block], yaw[:block], weights)
+            speaking = self._speaking(p, c0, block)
+            action = future_actions[:block, p].astype(np.int8)
+            people.append(PersonFrames(weights, posed.rotations, posed.root_position, posed.joint_rotations, action,
+                                       speaking))  # fmt: skip
+        self.committed += block
+        for sp in self.speakers:
+            sp.drop_before(self.committed - s.context - 1)
+        index = np.arange(c0, c0 + block, dtype=np.int64)
+        return Frames(index, index / FPS, (people[0], people[1]), np.full(block, time.monotonic()))
+
+    def _speaking(self, p: int, start: int, n: int) -> np.ndarray:
+        """Voice activity per frame from the mel energy with an adaptive floor; emits speech start/end events."""
+        sp = self.speakers[p]
+        energy = sp.window(start, start + n).mean(axis=1)
+        out = np.zeros(n, bool)
+        for i, e in enumerate(energy):
+            sp.energy_floor = min(e, sp.energy_floor + 0.002) if e > sp.energy_floor else e
+            on = e > sp.energy_floor + (2.0 if sp.speaking else 3.0)  # hysteresis, log-power units
+            if on != sp.speaking:
+                self.events.append(Event("speech_start" if on else "speech_end", (start + i) / FPS, p))
+                sp.speaking = on
+            out[i] = on
+        return out
+
+    # -- keeping up ----------------------------------------------------------------------------------------
+    def _account(self, seconds: float, block: int) -> None:
+        # Latency: from the arrival of the audio that completed this block's lookahead to now.
+        need = int(np.ceil((self.committed + self.settings.lookahead) * SAMPLE_RATE / FPS))
+        while len(self.arrivals) > 1 and self.arrivals[1][0] <= need:
+            self.arrivals.popleft()
+        if self.arrivals and self.total is None:
+            self.latencies.append(time.monotonic() - self.arrivals[0][1])
+        if not self.settings.degrade or self.total is not None:
+            return
+        self.slow_blocks = self.slow_blocks + 1 if seconds > 0.9 * block / FPS else 0
+        if self.slow_blocks >= DEGRADE_AFTER:
+            self.slow_blocks = 0
+            s = self.settings
+            if s.steps > 1:
+                new = replace(s, steps=max(1, s.steps // 2))
+            elif s.block < 30:
+                new = replace(s, block=min(30, s.block * 2))
+            else:
+                return
+            self._resize(new)
+            self.events.append(Event("degraded", self.committed / FPS, None,
+                                     f"compute slower than real time: steps {s.steps} -> {new.steps}, "
+                                     f"block {s.block} -> {new.block}"))  # fmt: skip
+
+    def _resize(self, new: SessionSettings) -> None:
+        """Adopt new settings; the noise is extended deterministically if the window grew."""
+        w_old, w_new = self.settings.window, new.window
+        if w_new > w_old:
+            rng = np.random.default_rng(self.settings.seed + 1)
+            for k, v in self.noise.items():
+                extra = rng.standard_normal((v.shape[0], w_new - w_old, v.shape[2])).astype(np.float32)
+                self.noise[k] = np.concatenate([v, extra], axis=1)
+        self.settings = new
