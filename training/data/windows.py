@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.audio import log_mel
 from runtime.arkit import select
+from runtime.audio import log_mel
 from runtime.bvh import read_bvh
 from runtime.constants import ACTIONS, DEFAULT_ACTION, LOG_FLOOR, N_MELS
 from runtime.motion import MotionLayout, clip_to_features, integrate_root, root_start
