@@ -9,15 +9,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
-from runtime.bundle import Bundle
+from runtime.bundle import Bundle, load_bundle
+from runtime.motion import MotionLayout
+from runtime.posing import Poser
 from runtime.sampling import sample_ddim
 
 log = logging.getLogger(__name__)
 
 MODELS = ("body_lower", "body_upper", "face")  # order inside a step: lower -> upper -> faces (DESIGN 5)
+DEFAULT_BUNDLE = Path(__file__).parent / "assets" / "default"  # the shipped model (runtime/assets/default)
 
 
 class Model:
@@ -26,7 +30,13 @@ class Model:
         self.schedule = bundle.schedule
         self.stats = {k: bundle.norm(k) for k in ("mel", "face", "lower", "upper")}
         self.dims = {k: len(v[0]) for k, v in self.stats.items()}  # lower/upper: both people
+        self.poser = Poser(bundle.skeleton, MotionLayout.from_dict(bundle.manifest["layout"]))
         self.timings: dict[str, list[float]] = defaultdict(list)  # per-stage seconds (benchmarks read these)
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_BUNDLE, backend: str = "ort-cpu", threads: int = 1) -> Model:
+        """Load and validate a bundle, bind a backend ("auto", "ort-cpu", ...)."""
+        return cls(load_bundle(path, backend=backend, threads=threads))
 
     def warm_up(self, frames: int, steps: int) -> None:
         """Load every graph the engine will call and run each once (first calls allocate)."""

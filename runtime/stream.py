@@ -1,6 +1,6 @@
 """The streaming engine: one two-person session as an explicit state machine (DESIGN 5, STYLE 7).
 
-    engine = Engine(model, poser, SessionSettings(...))
+    engine = Engine(Model.load(bundle), SessionSettings(...))
     engine.push_audio(0, pcm_a); engine.push_audio(1, pcm_b)   # float32 16 kHz mono, any chunk sizes
     while (frames := engine.step()) is not None: ...            # commits one block when its audio is known
     frames = engine.flush()                                     # end of audio: silence appended, the rest out
@@ -32,7 +32,7 @@ from runtime.audio import StreamingMel
 from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, LOG_FLOOR, N_MELS, SAMPLE_RATE
 from runtime.frames import Frames, PersonFrames, StreamInfo
 from runtime.model import Model
-from runtime.posing import Poser, facing_flags, relative_placement
+from runtime.posing import facing_flags, relative_placement
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,10 @@ class _Speaker:
 
 
 class Engine:
-    def __init__(self, model: Model, poser: Poser, settings: SessionSettings, session_id: str = "") -> None:
-        self.model, self.poser, self.settings = model, poser, settings.validate()
+    def __init__(self, model: Model, settings: SessionSettings | None = None, session_id: str = "") -> None:
+        self.model, self.poser = model, model.poser
+        self.settings = (settings or SessionSettings()).validate()
+        settings = self.settings
         self.session_id = session_id
         styles = model.bundle.styles
         self.style_ids = [self._style_id(s, styles) for s in settings.styles]
@@ -146,7 +148,7 @@ class Engine:
         self.hist = {k: np.zeros((0, model.dims[k]), np.float32) for k in ("lower", "upper")}
         self.hist_face = np.zeros((2, 0, model.dims["face"]), np.float32)
         self.hist_actions = np.zeros((0, 2), np.int64)
-        self.root = poser.initial_states(settings.placement)  # (RootState A, RootState B)
+        self.root = self.poser.initial_states(settings.placement)  # (RootState A, RootState B)
         self.root_hist: list[deque] = [deque(maxlen=max(1, settings.context)) for _ in range(2)]  # (x, z, yaw)
         self.arrivals: deque[tuple[int, float]] = deque()  # (samples of the slower speaker, monotonic time)
         self.latencies: deque[float] = deque(maxlen=10_000)

@@ -16,3 +16,11 @@ def external() -> Path:
     if not EXTERNAL.is_dir():
         pytest.skip(f"real external files not present at {EXTERNAL} (a user's fresh clone)")
     return EXTERNAL
+
+
+@pytest.fixture(scope="session")
+def untrained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of random networks with the real graphs, names and shapes (export.untrained), built once."""
+    from export.untrained import make_untrained_bundle
+
+    return make_untrained_bundle(tmp_path_factory.mktemp("untrained"))
