@@ -77,7 +77,7 @@ def inpaint(x0: Any, context: Any | None, mask: Any | None) -> Any:
     """Replace known frames by their values: mask is 1 on context frames, 0 on frames to generate."""
     if context is None or mask is None:
         return x0
-    return x0 + mask * (context - x0)
+    return x0 * (1 - mask) + context * mask  # exact on known frames when mask is 0 or 1
 
 
 def sample_ddim(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from runtime.sampling import Schedule, q_sample, sample_ddim
+from runtime.sampling import Schedule, inpaint, q_sample, sample_ddim
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Diffusion(nn.Module):
         vel_err = (pred.diff(dim=1) - x0.diff(dim=1)) ** 2
         vel = (vel_err * vel_w).sum() / vel_w.expand_as(vel_err).sum().clamp_min(1.0)
         loss = pos + self.config.velocity_weight * vel
-        return loss, {"loss": float(loss), "pos": float(pos), "vel": float(vel)}
+        return loss, {"loss": loss.item(), "pos": pos.item(), "vel": vel.item()}
 
     def denoiser(self, cond: dict[str, torch.Tensor], context: torch.Tensor, context_mask: torch.Tensor) -> Callable:
         """Torch adapter for ``runtime.sampling``: (x_t, step) -> x0 with the conditions bound."""
@@ -82,6 +82,6 @@ class Diffusion(nn.Module):
         if self.config.regression:
             t = torch.zeros(noise.shape[0], dtype=torch.long, device=noise.device)
             pred = self.net(torch.zeros_like(noise), t, context=context, context_mask=context_mask, **cond)
-            return pred + context_mask * (context - pred)
+            return inpaint(pred, context, context_mask)
         denoise = self.denoiser(cond, context, context_mask)
         return sample_ddim(denoise, noise, self.schedule, k, context=context, context_mask=context_mask)

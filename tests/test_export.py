@@ -1,0 +1,105 @@
+"""Export: ONNX Runtime == torch for every graph; the unrolled K-step graph == the runtime's sampler looping the
+step graph; the CLI writes a bundle the runtime loads; checkpoints round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export.onnx import main as export_main
+from runtime.audio import log_mel
+from runtime.bundle import load_bundle
+from runtime.model import Model
+from runtime.wav import read_audio
+from training.checkpoint import load_weights, save_weights
+
+
+def _real_mel(bundle, frames: int) -> np.ndarray:
+    """Normalised log-mel of real speech when available, else of a chirp (still not random numbers)."""
+    sample = Path(__file__).resolve().parents[2] / "shared/external/pyannote-dialogue/sample.wav"
+    if sample.exists():
+        audio = read_audio(sample).channels[0][16000 * 10 : 16000 * 12]
+    else:
+        t = np.arange(32000) / 16000
+        audio = (0.1 * np.sin(2 * np.pi * (200 + 300 * t) * t)).astype(np.float32)
+    mean, std = bundle.norm("mel")
+    return ((log_mel(audio)[:frames] - mean) / std).astype(np.float32)
+
+
+@pytest.mark.parametrize("model", ["face", "body_lower", "body_upper"])
+def test_unrolled_graph_equals_runtime_sampler_over_step_graph(model: str, untrained_bundle: Path) -> None:
+    m = Model.load(untrained_bundle)
+    batch = 2 if model == "face" else 1
+    frames = 33
+    cond = m.example_conditions(model, batch, frames)
+    mel = _real_mel(m.bundle, frames)
+    for key in ("mel_self", "mel_partner", "mel_a", "mel_b"):
+        if key in cond:
+            cond[key] = np.repeat(mel[None], batch, 0)
+    cond["context_mask"][:, :10] = 1.0
+    cond["context"][:, :10] = np.random.default_rng(0).standard_normal(cond["context"][:, :10].shape)
+    noise = np.random.default_rng(1).standard_normal((batch, frames, m._width(model))).astype(np.float32)
+    unrolled = m.bundle.graph(f"{model}_k4").run({"noise": noise, **cond})["x0"]
+    step = m.bundle.graph(f"{model}_step")
+    from runtime.sampling import sample_ddim
+
+    looped = sample_ddim(
+        lambda x, t: step.run({"x": x, "t": np.full(batch, t, np.int64), **cond})["x0"],
+        noise, m.schedule, 4, context=cond["context"], context_mask=cond["context_mask"],
+    )  # fmt: skip
+    assert np.abs(unrolled - looped).max() < 1e-4
+    np.testing.assert_array_equal(unrolled[:, :10], cond["context"][:, :10])  # known frames kept exactly
+
+
+def test_onnx_matches_torch_on_real_inputs(untrained_bundle: Path) -> None:
+    ort_bundle = load_bundle(untrained_bundle, backend="ort-cpu")
+    torch_bundle = load_bundle(untrained_bundle, backend="torch")
+    m = Model(ort_bundle)
+    mel = _real_mel(ort_bundle, 40)
+    for name in ort_bundle.graph_names():
+        model = ort_bundle.manifest["graphs"][name]["model"]
+        batch = 2 if model == "face" else 1
+        feed = m.example_conditions(model, batch, 40)
+        for key in ("mel_self", "mel_partner", "mel_a", "mel_b"):
+            if key in feed:
+                feed[key] = np.repeat(mel[None], batch, 0)
+        x = np.random.default_rng(2).standard_normal((batch, 40, m._width(model))).astype(np.float32)
+        if ort_bundle.manifest["graphs"][name]["kind"] == "step":
+            feed.update(x=x, t=np.full(batch, 500, np.int64))
+        else:
+            feed["noise"] = x
+        a = ort_bundle.graph(name).run(feed)["x0"]
+        b = torch_bundle.graph(name).run(feed)["x0"]
+        assert np.abs(a - b).max() < 1e-4, name
+
+
+def test_export_cli_writes_a_loadable_bundle(untrained_bundle: Path, tmp_path: Path) -> None:
+    ckpts = untrained_bundle / "checkpoints"
+    out = tmp_path / "exported"
+    export_main(["--face", str(ckpts / "untrained_face.pt"), "--body", str(ckpts / "untrained_body.pt"),
+                 "--out", str(out), "--steps", "2", "4"])  # fmt: skip
+    bundle = load_bundle(out)
+    assert {"face_k2", "face_k4", "body_upper_k2"} <= set(bundle.graph_names())
+    assert all(g["parity_max_abs_error"] < 1e-4 for g in bundle.manifest["graphs"].values())
+    # Every weight once: the step graph and the unrolled graphs of a model share one weights file.
+    assert sorted(p.name for p in out.glob("*.weights")) == ["body_lower.weights", "body_upper.weights", "face.weights"]
+    with pytest.raises(ValueError, match="is a 'face' checkpoint, expected 'body'"):
+        export_main(["--face", str(ckpts / "untrained_face.pt"), "--body", str(ckpts / "untrained_face.pt"),
+                     "--out", str(tmp_path / "bad")])  # fmt: skip
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    state = {"face.w": torch.randn(3, 4), "face.steps": torch.tensor([1, 2])}
+    meta = {"styles": ["actor_001"], "stats": {"mel": {"mean": [0.0], "std": [1.0]}}}
+    sha = save_weights(tmp_path / "c.pt", "face", {"face": {"dim": 8}}, state, meta)
+    ckpt = load_weights(tmp_path / "c.pt")
+    assert ckpt["sha256"] == sha and ckpt["kind"] == "face" and ckpt["meta"] == meta
+    assert ckpt["model_config"] == {"face": {"dim": 8}}
+    torch.testing.assert_close(ckpt["state_dict"]["face.w"], state["face.w"].half().float())
+    assert ckpt["state_dict"]["face.steps"].dtype == torch.int64
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt: not a readable torch checkpoint"):
+        load_weights(tmp_path / "bad.pt")
