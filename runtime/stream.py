@@ -15,8 +15,9 @@ Invariants:
 - Memory is bounded: features, context and audio state are kept only as far back as the window needs.
 - Output depends only on the audio and the settings, never on chunk sizes or timing, unless compute falls behind
   real time: then the engine degrades in a declared way (fewer steps, then larger blocks) and emits an event.
-- If one speaker's audio stops arriving while the other's continues, after ``speaker_timeout`` seconds of audio it
-  is treated as silence (an INPUT_LATE event says so); audio that arrives later for that span is dropped.
+- If one speaker's audio stops arriving while the other's continues, after ``speaker_timeout`` seconds of audio the
+  gap is filled with silence up to the present (an INPUT_LATE event says so); that speaker's next audio continues
+  from there. Chunks carry no time stamps, so audio arriving after the gap is taken as current, never back-filled.
 """
 
 from __future__ import annotations
@@ -171,16 +172,14 @@ class Engine:
             raise ValueError(f"speaker must be 0 (A) or 1 (B), got {speaker}")
         pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
         me, other = self.speakers[speaker], self.speakers[1 - speaker]
-        skip = min(len(pcm), max(0, me.samples - me.mel.samples_seen))  # span already filled with silence
-        me.push(pcm[skip:])
+        me.push(pcm)
         lag = me.samples - other.samples
-        limit = int(self.settings.speaker_timeout * SAMPLE_RATE)
-        if lag > limit:  # the other speaker's audio stopped arriving: fill it with silence up to the limit
-            fill = lag - limit
+        if lag > int(self.settings.speaker_timeout * SAMPLE_RATE):
+            # The other speaker's audio stopped arriving: the gap up to now is silence, both are level again.
             self.events.append(Event("input_late", other.samples / SAMPLE_RATE, 1 - speaker,
-                                     f"no audio for {self.settings.speaker_timeout:g} s; {fill / SAMPLE_RATE:.2f} s "
+                                     f"no audio for {self.settings.speaker_timeout:g} s; {lag / SAMPLE_RATE:.2f} s "
                                      "treated as silence"))  # fmt: skip
-            other.push(np.zeros(fill, np.float32))
+            other.push(np.zeros(lag, np.float32))
         self.arrivals.append((min(s.samples for s in self.speakers), time.monotonic() if t is None else t))
 
     def control(self, speaker: int, at_time: float, action: str | None = None, style: str | None = None) -> None:
