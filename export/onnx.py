@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnx import external_data_helper
+from onnx import external_data_helper, numpy_helper
 
 from export.graphs import INT_INPUTS, StepGraph, UnrolledGraph, example_inputs
 from runtime.backends import Signature, TensorSpec
@@ -74,25 +74,46 @@ def _tensor_digest(t: onnx.TensorProto) -> str:
 
 
 def share_weights(paths: list[Path], weights_name: str, min_bytes: int = 1024) -> None:
-    """Move the large initializers of several graphs into one external file, each distinct tensor stored once."""
+    """Move the large initializers of several graphs into one external file, each distinct tensor stored once.
+
+    Float32 weights that float16 represents exactly (checkpoints keep float16 weights, so all of them) are stored
+    as float16 with a Cast to float32 in front: half the bytes, bit-identical numbers. ONNX Runtime folds the casts
+    when it loads the graph, so inference runs in float32 as before.
+    """
     folder = paths[0].parent
     offsets: dict[str, tuple[int, int]] = {}
     with open(folder / weights_name, "wb") as blob:
         for path in paths:
             model = onnx.load(str(path))
-            for t in model.graph.initializer:
+            graph = model.graph
+            kept, casts = [], []
+            for t in graph.initializer:
                 if not t.HasField("raw_data") or len(t.raw_data) < min_bytes:
+                    kept.append(t)
                     continue
+                if t.data_type == onnx.TensorProto.FLOAT:
+                    arr = numpy_helper.to_array(t)
+                    half = arr.astype(np.float16)
+                    if np.array_equal(half.astype(np.float32), arr):
+                        casts.append(
+                            onnx.helper.make_node("Cast", [t.name + "::fp16"], [t.name], to=onnx.TensorProto.FLOAT)
+                        )
+                        t = numpy_helper.from_array(half, t.name + "::fp16")
                 key = _tensor_digest(t)
                 if key not in offsets:
-                    pad = (-blob.tell()) % 64  # aligned so ORT can memory-map it
-                    blob.write(b"\0" * pad)
+                    blob.write(b"\0" * ((-blob.tell()) % 64))  # aligned so ORT can memory-map it
                     offsets[key] = (blob.tell(), len(t.raw_data))
                     blob.write(t.raw_data)
                 offset, length = offsets[key]
                 external_data_helper.set_external_data(t, weights_name, offset, length)
                 t.ClearField("raw_data")
                 t.data_location = onnx.TensorProto.EXTERNAL
+                kept.append(t)
+            del graph.initializer[:]
+            graph.initializer.extend(kept)
+            nodes = casts + list(graph.node)
+            del graph.node[:]
+            graph.node.extend(nodes)
             onnx.save(model, str(path))
 
 
