@@ -15,7 +15,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from runtime.arkit import INDEX
-from runtime.motion import MotionLayout, expmap_to_quats, integrate_root
+from runtime.kinematics import expmap_to_quats
+from runtime.motion import MotionLayout, integrate_root
 from runtime.skeleton import Skeleton
 
 FACING_DEG = 60.0  # a person "faces the partner" when the partner is within this angle of their heading

@@ -8,7 +8,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
-from runtime.motion import MotionLayout, Pose, clip_pose, local_quats
+from runtime.kinematics import Pose, clip_pose, local_quats
+from runtime.motion import MotionLayout
 from training.data.bodies import generate_pair
 from training.data.dialogue import Dialogue, SpeechTrack, Utterance
 from training.data.skeleton_def import FINGERS, make_skeleton, rest_positions

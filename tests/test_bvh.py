@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime import bvh
+from runtime import bvh_numbers
 from runtime.bvh import BvhClip, BvhError, read_bvh, resample, write_bvh
 from runtime.skeleton import Skeleton
 
@@ -94,8 +94,8 @@ def _one_channel_file(path: Path, tokens: list[str]) -> Path:
 def test_plain_decimals_take_the_fast_path_and_parse_like_float(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(bvh, "_CHUNK", chunk)  # 64: many chunks, both threads, tokens cut at chunk edges
-    monkeypatch.setattr(bvh, "_parse_slow", lambda *a: pytest.fail("plain decimals fell back to numpy"))
+    monkeypatch.setattr(bvh_numbers, "_CHUNK", chunk)  # 64: many chunks, both threads, tokens cut at chunk edges
+    monkeypatch.setattr(bvh_numbers, "_parse_slow", lambda *a: pytest.fail("plain decimals fell back to numpy"))
     rng = np.random.default_rng(1)
     x = rng.standard_normal(3000) * 10.0 ** rng.integers(-6, 9, 3000)
     tokens = [f"%.{i % 10}f" % v for i, v in enumerate(x)]
@@ -107,7 +107,7 @@ def test_plain_decimals_take_the_fast_path_and_parse_like_float(
 
 
 def test_other_numbers_fall_back_and_parse_like_float(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bvh, "_CHUNK", 64)
+    monkeypatch.setattr(bvh_numbers, "_CHUNK", 64)
     tokens = ["1.5", "1e3", "-2.5E-05", "+7", "1234567.12345678", "1234567890123456", "inf", "7", "-8.25"] * 20
     clip = read_bvh(_one_channel_file(tmp_path / "n.bvh", tokens))
     np.testing.assert_array_equal(clip.values[:, 0], [float(t) for t in tokens])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime import motion
+from runtime import kinematics, motion
 from runtime.bvh import BvhClip, read_bvh
 from runtime.motion import MotionLayout, clip_to_features, features_to_clip, integrate_root, root_deltas
 from runtime.skeleton import Skeleton
@@ -77,9 +77,11 @@ def walking_clip(n: int = 240, fps: float = 30.0, seed: int = 0) -> BvhClip:
 
 def assert_same_motion(a: BvhClip, b: BvhClip, deg: float = 1e-4, metres: float = 1e-5, scale: float = 1.0) -> None:
     """Rotations compared as angles (Euler triples are not unique), positions local and world (FK)."""
-    assert motion.rotation_angle_deg(motion.local_quats(a), motion.local_quats(b)).max() < deg
-    np.testing.assert_allclose(motion.local_positions(a) * scale, motion.local_positions(b) * scale, atol=metres)
-    pa, pb = motion.clip_pose(a, end_sites=True), motion.clip_pose(b, end_sites=True)
+    assert kinematics.rotation_angle_deg(kinematics.local_quats(a), kinematics.local_quats(b)).max() < deg
+    np.testing.assert_allclose(
+        kinematics.local_positions(a) * scale, kinematics.local_positions(b) * scale, atol=metres
+    )
+    pa, pb = kinematics.clip_pose(a, end_sites=True), kinematics.clip_pose(b, end_sites=True)
     np.testing.assert_allclose(pa.positions * scale, pb.positions * scale, atol=metres)
     np.testing.assert_allclose(pa.end_sites * scale, pb.end_sites * scale, atol=metres)
 
@@ -91,9 +93,9 @@ def test_bvh_euler_convention_is_intrinsic_in_channel_order() -> None:
     rz = np.array([[np.cos(z), -np.sin(z), 0], [np.sin(z), np.cos(z), 0], [0, 0, 1]])
     rx = np.array([[1, 0, 0], [0, np.cos(x), -np.sin(x)], [0, np.sin(x), np.cos(x)]])
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    got = Rotation.from_quat(motion.local_quats(clip)[0, 0]).as_matrix()
+    got = Rotation.from_quat(kinematics.local_quats(clip)[0, 0]).as_matrix()
     np.testing.assert_allclose(got, rz @ rx @ ry, atol=1e-12)
-    w, qx, qy, qz = motion.quat_wxyz(BvhClip(sk, 1 / 30, np.array([[0.0, 0.0, 90.0]])))[0, 0]
+    w, qx, qy, qz = kinematics.quat_wxyz(BvhClip(sk, 1 / 30, np.array([[0.0, 0.0, 90.0]])))[0, 0]
     np.testing.assert_allclose([w, qx, qy, qz], [np.sqrt(0.5), 0, np.sqrt(0.5), 0], atol=1e-12)
 
 
@@ -101,11 +103,11 @@ def test_forward_kinematics_chain_and_end_site() -> None:
     sk = Skeleton(("A", "B"), (-1, 0), np.array([[1.0, 0, 0], [1.0, 0, 0]]), (ROT["ZXY"], ROT["ZXY"]),
                   {1: np.array([0.0, 2.0, 0.0])})  # fmt: skip
     local = np.stack([Rotation.from_euler("z", [[90]], degrees=True).as_matrix()[0], np.eye(3)])[None]
-    pose = motion.forward_kinematics(sk, local, sk.offsets[None], end_sites=True)
+    pose = kinematics.forward_kinematics(sk, local, sk.offsets[None], end_sites=True)
     np.testing.assert_allclose(pose.positions[0], [[1, 0, 0], [1, 1, 0]], atol=1e-12)  # B = A + Rz90 (1, 0, 0)
     np.testing.assert_allclose(pose.end_sites[0], [[-1, 1, 0]], atol=1e-12)  # + Rz90 (0, 2, 0)
     with pytest.raises(ValueError, match="expected rotations"):
-        motion.forward_kinematics(sk, local[:, :1], sk.offsets[None])  # one joint's rotations for two
+        kinematics.forward_kinematics(sk, local[:, :1], sk.offsets[None])  # one joint's rotations for two
 
 
 def test_circle_walk_integrates_back_to_the_same_trajectory() -> None:

@@ -22,7 +22,7 @@ from scipy.ndimage import median_filter
 
 from runtime.bvh import BvhClip
 from runtime.constants import ACTIONS
-from runtime.motion import clip_pose
+from runtime.kinematics import clip_pose
 from runtime.skeleton import Skeleton
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from scipy.spatial.transform import Rotation
 
 from runtime.bvh import BvhClip
 from runtime.constants import FPS
-from runtime.motion import write_rotations
+from runtime.kinematics import write_rotations
 from runtime.skeleton import POSITION_CHANNELS, Skeleton
 from training.data.body_plan import LegGeometry, PairPlan, PersonPlan, PlanConfig, plan_pair
 from training.data.curves import smooth_noise, wrap_angle
