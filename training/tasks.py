@@ -97,7 +97,7 @@ class Task(nn.Module):
         lo, lo_parts = self.models["body_lower"].loss(batch["lower"], cond, mask)
         up, up_parts = self.models["body_upper"].loss(batch["upper"], dict(cond, lower=batch["lower"]), mask)
         parts = {f"lower_{k}": v for k, v in lo_parts.items()} | {f"upper_{k}": v for k, v in up_parts.items()}
-        return lo + up, {"loss": float(lo + up), **parts}
+        return lo + up, {"loss": (lo + up).item(), **parts}
 
     # -- sampling ------------------------------------------------------------------------------------------
     @torch.no_grad()
