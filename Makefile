@@ -4,7 +4,7 @@ PY := .venv/bin/python
 .PHONY: demo test lint bundle corpus clean
 
 demo:
-	@scripts/bootstrap.sh
+	@scripts/bootstrap.sh view,mic
 	$(PY) -m runtime.mic_demo --demo
 
 test:

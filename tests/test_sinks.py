@@ -299,10 +299,16 @@ def test_vmc_frame_on_loopback(session) -> None:
         assert [args for a, args in msgs if a == "/VMC/Ext/T"] == [(pytest.approx(float(frames.time[0])),)]
         root = next(args for a, args in msgs if a == "/VMC/Ext/Root/Pos")
         x, y, z = person.root_position[0]
-        assert root[0] == "root" and np.allclose(root[1:4], [-x, y, z], atol=1e-6)
+        assert root[0] == "root" and np.allclose(root[1:4], [-x, 0.0, z], atol=1e-6)  # on the floor under the hips
         hips = Rotation.from_quat(unit_wxyz(person.joint_rotations[0, 0])[[1, 2, 3, 0]]).as_matrix()
-        np.testing.assert_allclose(Rotation.from_quat(root[4:8]).as_matrix(), mirror @ hips @ mirror, atol=1e-6)
+        root_rot = mirror @ Rotation.from_quat(root[4:8]).as_matrix() @ mirror  # back to our frame
+        fwd = root_rot @ [0.0, 0.0, 1.0]
+        assert abs(fwd[1]) < 1e-6  # a pure heading (yaw)
         bones = {args[0]: args[1:] for a, args in msgs if a == "/VMC/Ext/Bone/Pos"}
+        hips_rel = mirror @ Rotation.from_quat(bones["Hips"][3:]).as_matrix() @ mirror
+        np.testing.assert_allclose(root_rot @ hips_rel, hips, atol=1e-6)  # root then hips = the hips' world rotation
+        hips_world = root_rot @ (np.array(bones["Hips"][:3]) * [-1, 1, 1]) + [x, 0.0, z]
+        np.testing.assert_allclose(hips_world, [x, y, z], atol=1e-6)
         assert len(bones) == sk.n_joints  # every joint of this skeleton has a Unity humanoid bone
         for joint, bone in (("LeftArm", "LeftUpperArm"), ("RightUpLeg", "RightUpperLeg"), ("Spine1", "Chest"),
                             ("LeftHandPinky3", "LeftLittleDistal"), ("Head", "Head")):  # fmt: skip

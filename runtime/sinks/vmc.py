@@ -1,9 +1,10 @@
 """VMC protocol bridge (OSC over UDP): Unity (EVMC4U), VSeeFace, VMC-capable Unreal plugins.
 
-Per frame and person: ``/VMC/Ext/Root/Pos`` (root position + rotation), one ``/VMC/Ext/Bone/Pos`` per mapped
-humanoid bone (local position + local rotation), ``/VMC/Ext/Blend/Val`` per ARKit blendshape (PascalCase names,
-the "perfect sync" convention of VRM avatars) then ``/VMC/Ext/Blend/Apply``, all in one OSC bundle, plus
-``/VMC/Ext/T`` (time). Person A goes to ``HOST:PORT``, person B to ``HOST:PORT+1`` (one performer per receiver).
+Per frame and person: ``/VMC/Ext/Root/Pos`` (the avatar on the ground: under the hips, turned to their heading),
+one ``/VMC/Ext/Bone/Pos`` per mapped humanoid bone (local position + local rotation; the Hips relative to the root),
+``/VMC/Ext/Blend/Val`` per ARKit blendshape (PascalCase names, the "perfect sync" convention of VRM avatars) then
+``/VMC/Ext/Blend/Apply``, all in one OSC bundle, plus ``/VMC/Ext/T`` (time). Person A goes to ``HOST:PORT``,
+person B to ``HOST:PORT+1`` (one performer per receiver).
 
 Coordinates: VMC uses Unity's left-handed Y-up frame; ours is right-handed Y-up, so X is mirrored:
 position (x, y, z) -> (-x, y, z) and quaternion (w, x, y, z) -> (w, x, -y, -z), sent as (x, y, z, w).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from runtime.arkit import ARKIT_NAMES, pascal
 from runtime.frames import Frames, StreamInfo
@@ -67,6 +69,20 @@ def to_unity(position: np.ndarray, quat_wxyz: np.ndarray) -> tuple[np.ndarray, n
     return p, xyzw
 
 
+def split_root(hips_position: np.ndarray, hips_wxyz: np.ndarray) -> tuple[np.ndarray, ...]:
+    """VMC's root is the avatar on the ground: hips (N, 3) world + (N, 4) wxyz -> root on the floor under the hips
+    turned to their heading (yaw of the rest pose's +Z), and the hips relative to it (position, rotation), so a
+    receiver applying both does not apply the hips' transform twice. Returns (root pos, root wxyz, hips pos, hips wxyz).
+    """
+    hips = Rotation.from_quat(np.asarray(hips_wxyz, np.float64)[:, [1, 2, 3, 0]])
+    forward = hips.apply([0.0, 0.0, 1.0])
+    heading = Rotation.from_rotvec(np.outer(np.arctan2(forward[:, 0], forward[:, 2]), [0.0, 1.0, 0.0]))
+    root_pos = np.asarray(hips_position, np.float64) * np.array([1.0, 0.0, 1.0])
+    hips_pos = heading.inv().apply(np.asarray(hips_position, np.float64) - root_pos)
+    wxyz = lambda r: r.as_quat()[:, [3, 0, 1, 2]]  # noqa: E731
+    return root_pos, wxyz(heading), hips_pos, wxyz(heading.inv() * hips)
+
+
 class VmcSink:
     def __init__(self, address: str) -> None:
         self.host, self.port = parse_address(address, DEFAULT_PORT)
@@ -97,16 +113,17 @@ class VmcSink:
 
         names = [pascal(n) for n in ARKIT_NAMES]
         for p, person in enumerate(frames.people):
-            root_p, _ = to_unity(person.root_position, person.joint_rotations[:, 0])
+            root_pos, root_q, hips_pos, hips_q = split_root(person.root_position, person.joint_rotations[:, 0])
+            root_p, root_q = to_unity(root_pos, root_q)
+            hips_p, hips_q = to_unity(hips_pos, hips_q)
             local_p, local_q = to_unity(self.offsets, person.joint_rotations)
-            _, root_q = to_unity(person.root_position, person.joint_rotations[:, 0])
             for i in range(len(frames)):
                 bundle = OscBundleBuilder(IMMEDIATELY)
                 bundle.add_content(msg("/VMC/Ext/T", float(frames.time[i])))
                 bundle.add_content(msg("/VMC/Ext/Root/Pos", "root", *map(float, root_p[i]), *map(float, root_q[i])))
                 for j, bone in self.bones:
-                    pos = root_p[i] if j == 0 else local_p[j]
-                    bundle.add_content(msg("/VMC/Ext/Bone/Pos", bone, *map(float, pos), *map(float, local_q[i, j])))
+                    pos, rot = (hips_p[i], hips_q[i]) if j == 0 else (local_p[j], local_q[i, j])
+                    bundle.add_content(msg("/VMC/Ext/Bone/Pos", bone, *map(float, pos), *map(float, rot)))
                 for name, value in zip(names, person.blendshapes[i], strict=True):
                     bundle.add_content(msg("/VMC/Ext/Blend/Val", name, float(value)))
                 bundle.add_content(msg("/VMC/Ext/Blend/Apply"))
