@@ -15,9 +15,11 @@ Invariants:
 - Memory is bounded: features, context and audio state are kept only as far back as the window needs.
 - Output depends only on the audio and the settings, never on chunk sizes or timing, unless compute falls behind
   real time: then the engine degrades in a declared way (fewer steps, then larger blocks) and emits an event.
-- If one speaker's audio stops arriving while the other's continues, after ``speaker_timeout`` seconds of audio the
-  gap is filled with silence up to the present (an INPUT_LATE event says so); that speaker's next audio continues
-  from there. Chunks carry no time stamps, so audio arriving after the gap is taken as current, never back-filled.
+- If one speaker's audio stops arriving while the other's keeps coming, after ``speaker_timeout`` seconds (wall
+  clock, from the arrival times given to ``push_audio``) that speaker is filled with silence up to the other, and
+  kept level while the gap lasts (one INPUT_LATE event per gap). Their next audio continues from the present:
+  chunks carry no time stamps, so nothing is back-filled. A client uploading faster than real time never
+  triggers this, whatever order it sends the two speakers in.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class SessionSettings:
     styles: tuple[str, str] = ("", "")  # "" = the bundle's default style
     actions: tuple[str, str] = (DEFAULT_ACTION, DEFAULT_ACTION)
     placement: tuple[float, float, float] = (0.0, 1.4, np.pi)  # B in A's frame: x, z (m), yaw (rad)
-    speaker_timeout: float = 2.0  # s of audio one speaker may lag the other before it is filled with silence
+    speaker_timeout: float = 2.0  # s (wall clock) without a speaker's audio while the other's arrives -> silence
     degrade: bool = True  # allow fewer steps / larger blocks when compute falls behind real time
 
     @property
@@ -98,6 +100,8 @@ class _Speaker:
         self.frames: deque[np.ndarray] = deque()  # raw log-mel rows not yet dropped
         self.first = 0  # frame index of frames[0]
         self.samples = 0  # samples accepted so far (pushed or filled)
+        self.last_arrival: float | None = None  # monotonic s of this speaker's latest audio
+        self.late = False  # being filled with silence (until its audio comes back)
         self.speaking = False
         self.energy_floor = -8.0  # adaptive noise floor of the frame energy (log units)
 
@@ -152,6 +156,7 @@ class Engine:
         self.root = self.poser.initial_states(settings.placement)  # (RootState A, RootState B)
         self.root_hist: list[deque] = [deque(maxlen=max(1, settings.context)) for _ in range(2)]  # (x, z, yaw)
         self.arrivals: deque[tuple[int, float]] = deque()  # (samples of the slower speaker, monotonic time)
+        self.started: float | None = None  # monotonic s of the first audio
         self.latencies: deque[float] = deque(maxlen=10_000)
 
     # -- public surface ------------------------------------------------------------------------------------
@@ -171,16 +176,27 @@ class Engine:
         if speaker not in (0, 1):
             raise ValueError(f"speaker must be 0 (A) or 1 (B), got {speaker}")
         pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        now = time.monotonic() if t is None else t
         me, other = self.speakers[speaker], self.speakers[1 - speaker]
         me.push(pcm)
+        me.last_arrival, me.late = now, False
+        if self.started is None:
+            self.started = now
+        silent_for = now - (other.last_arrival if other.last_arrival is not None else self.started)
         lag = me.samples - other.samples
-        if lag > int(self.settings.speaker_timeout * SAMPLE_RATE):
-            # The other speaker's audio stopped arriving: the gap up to now is silence, both are level again.
-            self.events.append(Event("input_late", other.samples / SAMPLE_RATE, 1 - speaker,
-                                     f"no audio for {self.settings.speaker_timeout:g} s; {lag / SAMPLE_RATE:.2f} s "
-                                     "treated as silence"))  # fmt: skip
-            other.push(np.zeros(lag, np.float32))
-        self.arrivals.append((min(s.samples for s in self.speakers), time.monotonic() if t is None else t))
+        if lag > 0 and (other.late or silent_for > self.settings.speaker_timeout):
+            if not other.late:
+                self.events.append(
+                    Event(
+                        "input_late",
+                        other.samples / SAMPLE_RATE,
+                        1 - speaker,
+                        f"no audio for {silent_for:.1f} s: treated as silence until it returns",
+                    )
+                )
+            other.late = True
+            other.push(np.zeros(lag, np.float32))  # level with the present
+        self.arrivals.append((min(s.samples for s in self.speakers), now))
 
     def control(self, speaker: int, at_time: float, action: str | None = None, style: str | None = None) -> None:
         """Change a person's action label or style from ``at_time`` (s); applied at the first frame at or after it."""

@@ -93,16 +93,28 @@ def test_controls_apply_from_their_time(model: Model) -> None:
 
 def test_silent_speaker_times_out_into_silence(model: Model) -> None:
     engine = Engine(model, SessionSettings(seed=1, speaker_timeout=0.5))
-    engine.push_audio(0, _speech(2.0, 1))  # B sends nothing
+    a = _speech(3.0, 1)
+    for i in range(30):  # A arrives in real time, 100 ms per chunk; B sends nothing
+        engine.push_audio(0, a[i * 1600 : (i + 1) * 1600], t=100.0 + i * 0.1)
+    late = [e for e in engine.drain_events() if e.kind == "input_late"]
+    assert len(late) == 1 and late[0].speaker == 1 and late[0].time == 0.0  # one event per gap
+    assert engine.speakers[1].samples == engine.speakers[0].samples == 48000  # kept level with A
     frames = []
     while (f := engine.step()) is not None:
         frames.append(f)
-    late = [e for e in engine.drain_events() if e.kind == "input_late"]
-    assert late and late[0].speaker == 1
-    assert sum(len(f) for f in frames) >= 30 * 1.5 - 9 - 6  # A's audio keeps producing frames
-    assert engine.speakers[1].samples == engine.speakers[0].samples == 32000  # the gap up to now is silence
-    engine.push_audio(1, _speech(0.5, 3))  # B comes back: its audio continues from the present
-    assert engine.speakers[1].samples == 40000 and not engine.drain_events()
+    assert sum(len(f) for f in frames) >= 90 - 9  # A's audio kept producing frames
+    engine.push_audio(1, _speech(0.5, 3), t=103.0)  # B comes back: its audio continues from the present
+    assert engine.speakers[1].samples == 56000
+    assert not [e for e in engine.drain_events() if e.kind == "input_late"]
+
+
+def test_uploads_faster_than_real_time_never_time_out(model: Model) -> None:
+    """10 s of A, then 10 s of B, sent in a moment: no silence is invented, 300 frames come out."""
+    engine = Engine(model, SessionSettings(seed=1, speaker_timeout=0.5))
+    engine.push_audio(0, _speech(10.0, 1), t=5.0)
+    engine.push_audio(1, _speech(10.0, 2), t=5.01)
+    assert not [e for e in engine.drain_events() if e.kind == "input_late"]
+    assert len(engine.flush()) == 300
 
 
 def test_buffers_stay_bounded(model: Model) -> None:
