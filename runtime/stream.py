@@ -15,11 +15,11 @@ Invariants:
 - Memory is bounded: features, context and audio state are kept only as far back as the window needs.
 - Output depends only on the audio and the settings, never on chunk sizes or timing, unless compute falls behind
   real time: then the engine degrades in a declared way (fewer steps, then larger blocks) and emits an event.
-- If one speaker's audio stops arriving while the other's keeps coming, after ``speaker_timeout`` seconds (wall
-  clock, from the arrival times given to ``push_audio``) that speaker is filled with silence up to the other, and
-  kept level while the gap lasts (one INPUT_LATE event per gap). Their next audio continues from the present:
-  chunks carry no time stamps, so nothing is back-filled. A client uploading faster than real time never
-  triggers this, whatever order it sends the two speakers in.
+- If one speaker's audio stops arriving while the other's keeps coming, after ``speaker_timeout`` seconds of wall
+  clock (from the arrival times live sources give ``push_audio``; without them there is no timeout) that speaker
+  is filled with silence up to the other and kept level while the gap lasts (one INPUT_LATE event per gap). Their
+  next audio continues from the present: chunks carry no time stamps, so nothing is back-filled. A client
+  uploading faster than real time never triggers this, whatever order it sends the two speakers in.
 """
 
 from __future__ import annotations
@@ -170,15 +170,19 @@ class Engine:
                           styles=styles)  # fmt: skip
 
     def push_audio(self, speaker: int, pcm: np.ndarray, t: float | None = None) -> None:
-        """Append 16 kHz mono float32 samples of ``speaker`` (0 = A, 1 = B); ``t`` = arrival (monotonic s)."""
+        """Append 16 kHz mono float32 samples of ``speaker`` (0 = A, 1 = B); ``t`` = arrival (monotonic s), which
+        live sources pass: it drives latency accounting and the speaker timeout."""
         if self.total is not None:
             raise RuntimeError("push_audio after flush")
         if speaker not in (0, 1):
             raise ValueError(f"speaker must be 0 (A) or 1 (B), got {speaker}")
         pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
-        now = time.monotonic() if t is None else t
         me, other = self.speakers[speaker], self.speakers[1 - speaker]
         me.push(pcm)
+        if t is None:  # no arrival times (offline use): no wall clock, so no timeout either
+            self.arrivals.append((min(s.samples for s in self.speakers), time.monotonic()))
+            return
+        now = t
         me.last_arrival, me.late = now, False
         if self.started is None:
             self.started = now
