@@ -46,7 +46,7 @@ class SessionOptions:
     actions: tuple[str, str] = (DEFAULT_ACTION, DEFAULT_ACTION)  # initial labels, names from ACTIONS
     placement: tuple[float, float, float] | None = None  # B in A's frame: x, z (m), yaw (rad); None = default
     block: int = 0  # frames per step; 0 = model default
-    lookahead: int = 0  # frames; 0 = model default
+    lookahead: int | None = None  # frames; None = model default (0 is a valid lookahead)
     steps: int = 0  # DDIM steps; 0 = model default
     seed: int = 0  # 0 = a random seed per session
     face: bool = True  # send blendshapes and head/eye rotations

@@ -100,7 +100,9 @@ def options_to_proto(o: SessionOptions) -> pb.SessionConfig:
                              layout=LAYOUTS[o.audio.layout]),
         person_a=pb.PersonConfig(style=o.styles[0], action=action_to_proto(o.actions[0])),
         person_b=pb.PersonConfig(style=o.styles[1], action=action_to_proto(o.actions[1])),
-        settings=pb.StreamSettings(block_frames=o.block, lookahead_frames=o.lookahead, steps=o.steps, seed=o.seed),
+        settings=pb.StreamSettings(block_frames=o.block, lookahead_frames=o.lookahead, steps=o.steps, seed=o.seed)
+        if o.lookahead is not None
+        else pb.StreamSettings(block_frames=o.block, steps=o.steps, seed=o.seed),
         outputs=pb.Outputs(face=o.face, body=o.body),
     )  # fmt: skip
     if o.placement is not None:
@@ -140,7 +142,8 @@ def options_from_proto(cfg: pb.SessionConfig, styles: list[str]) -> SessionOptio
         styles=tuple(_style(p.style, styles, f"{w}.style") for p, w in zip(people, where, strict=True)),
         actions=tuple(action_from_proto(p.action, f"{w}.action", DEFAULT_ACTION) for p, w in zip(people, where,
                                                                                                    strict=True)),
-        placement=placement, block=s.block_frames, lookahead=s.lookahead_frames, steps=s.steps, seed=s.seed,
+        placement=placement, block=s.block_frames, steps=s.steps, seed=s.seed,
+        lookahead=s.lookahead_frames if s.HasField("lookahead_frames") else None,
         face=cfg.outputs.face or not cfg.outputs.body, body=cfg.outputs.body or not cfg.outputs.face,
     )  # fmt: skip
 
@@ -149,7 +152,7 @@ def session_settings(o: SessionOptions, defaults: dict, seed: int) -> SessionSet
     """Engine settings for options ``o``: zeros take the model's ``defaults``; ``seed`` replaces a zero seed."""
     settings = SessionSettings(
         block=o.block or int(defaults["block"]),
-        lookahead=o.lookahead or int(defaults["lookahead"]),
+        lookahead=int(defaults["lookahead"]) if o.lookahead is None else o.lookahead,
         context=int(defaults["context"]),
         steps=o.steps or int(defaults["steps"]),
         seed=o.seed or seed,
@@ -245,7 +248,9 @@ def control_from_proto(c: pb.Control, styles: list[str]) -> ControlChange:
 # ---------------------------------------------------------------------------------------------- header
 def joints_to_proto(skeleton: Skeleton) -> list[pb.Joint]:
     offsets = np.asarray(skeleton.offsets, dtype=np.float64)
-    return [pb.Joint(name=n, parent=p, offset=offsets[j].tolist(), rotation_order=skeleton.rotation_order(j))
+    ends = {j: np.asarray(o, dtype=np.float64).tolist() for j, o in skeleton.end_sites.items()}
+    return [pb.Joint(name=n, parent=p, offset=offsets[j].tolist(), rotation_order=skeleton.rotation_order(j),
+                     end_site=ends.get(j, []))
             for j, (n, p) in enumerate(zip(skeleton.names, skeleton.parents, strict=True))]  # fmt: skip
 
 
@@ -254,7 +259,8 @@ def skeleton_from_proto(joints) -> Skeleton:
     channels = tuple(((POSITION_CHANNELS if j.parent < 0 else ()) + tuple(f"{a}rotation" for a in j.rotation_order))
                      for j in joints)  # fmt: skip
     offsets = np.array([list(j.offset) for j in joints], dtype=np.float64).reshape(-1, 3)
-    return Skeleton(tuple(j.name for j in joints), tuple(j.parent for j in joints), offsets, channels)
+    ends = {i: np.array(j.end_site, dtype=np.float64) for i, j in enumerate(joints) if len(j.end_site) == 3}
+    return Skeleton(tuple(j.name for j in joints), tuple(j.parent for j in joints), offsets, channels, ends)
 
 
 def header_to_proto(info: StreamInfo) -> pb.StreamHeader:

@@ -217,7 +217,7 @@ class RemoteRunner(Runner):
         self.client = Client(self.target, connect_timeout=10.0)
         try:
             self.client.connect()
-            self.stream = self.client.open(SessionOptions(block=a.block or 0, lookahead=a.lookahead or 0,
+            self.stream = self.client.open(SessionOptions(block=a.block or 0, lookahead=a.lookahead,
                                                           steps=a.steps or 0, seed=a.seed))  # fmt: skip
         except Exception as e:
             self.client.close()

@@ -175,16 +175,18 @@ class ServerMessage(_message.Message):
     def __init__(self, header: _Optional[_Union[StreamHeader, _Mapping]] = ..., frames: _Optional[_Union[FrameBatch, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ...) -> None: ...
 
 class Joint(_message.Message):
-    __slots__ = ("name", "parent", "offset", "rotation_order")
+    __slots__ = ("name", "parent", "offset", "rotation_order", "end_site")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     ROTATION_ORDER_FIELD_NUMBER: _ClassVar[int]
+    END_SITE_FIELD_NUMBER: _ClassVar[int]
     name: str
     parent: int
     offset: _containers.RepeatedScalarFieldContainer[float]
     rotation_order: str
-    def __init__(self, name: _Optional[str] = ..., parent: _Optional[int] = ..., offset: _Optional[_Iterable[float]] = ..., rotation_order: _Optional[str] = ...) -> None: ...
+    end_site: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., parent: _Optional[int] = ..., offset: _Optional[_Iterable[float]] = ..., rotation_order: _Optional[str] = ..., end_site: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class StreamHeader(_message.Message):
     __slots__ = ("session_id", "fps", "blendshape_names", "rotation_names", "joints", "units", "algorithmic_latency", "block_frames", "lookahead_frames", "context_frames", "steps", "model", "styles")
