@@ -282,8 +282,8 @@ class Engine:
         new = slice(s.context, s.context + block)
         mel = [m.normalise("mel", sp.window(start, start + w))[None] for sp in self.speakers]
         future_actions = self._apply_controls(c0, start + w)
-        actions = np.concatenate([np.zeros((s.context - len(self.hist_actions), 2), np.int64) + self.action_ids,
-                                  self.hist_actions[-s.context :] if s.context else self.hist_actions[:0],
+        past = self.hist_actions[-s.context :] if s.context else self.hist_actions[:0]
+        actions = np.concatenate([np.zeros((s.context - len(past), 2), np.int64) + self.action_ids, past,
                                   future_actions])[None]  # fmt: skip
         mask = np.zeros((1, w, 1), np.float32)
         mask[0, known] = 1.0

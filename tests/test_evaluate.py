@@ -59,8 +59,10 @@ def test_face_evaluation_writes_a_table_with_every_row_and_finite_model_numbers(
     names = [r["name"] for r in report["rows"]]
     assert names[0] == "ground truth" and names[-2:] == ["mean face", "audio-energy jaw"]
     assert [r["mode"] for r in report["rows"]][1:4] == ["streaming", "offline", "offline"]
-    truth = report["rows"][0]
+    truth, mean = report["rows"][0], report["rows"][-2]
     assert truth["lip_error"] == 0.0 and truth["fdd"] == 0.0 and truth["bilabial_onsets"] > 0
+    assert truth["bilabial_closure"] > 0.9 and mean["bilabial_closure"] == 0.0  # the corpus seals p/b/m on time
+    assert truth["listener_reaction"] > 0.1 and mean["listener_reaction"] == 0.0  # real listeners react
     for row in report["rows"][1:]:
         for key in ("lip_error", "fdd", "bilabial_closure"):
             assert np.isfinite(row[key]) and 0.0 <= row[key] <= 1.0, (row["name"], key)

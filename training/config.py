@@ -47,6 +47,7 @@ class TrainConfig:
     p_drop_style: float = 0.1
     p_drop_action: float = 0.1
     velocity_weight: float = 1.0
+    context_noise: float = 0.5  # max std of the noise blurring the known context (see DiffusionConfig)
     regression: bool = False  # the same-size no-diffusion baseline
     augment: bool = True
     log_every: int = 50

@@ -41,7 +41,11 @@ class Task(nn.Module):
         self.kind = exp.model
         self.exp = exp
         self.model_config = model_config
-        diff = DiffusionConfig(velocity_weight=exp.train.velocity_weight, regression=exp.train.regression)
+        diff = DiffusionConfig(
+            velocity_weight=exp.train.velocity_weight,
+            regression=exp.train.regression,
+            context_noise=exp.train.context_noise,
+        )
         self.models = nn.ModuleDict({k: Diffusion(v, diff) for k, v in build_nets(exp.model, model_config).items()})
         if exp.finetune.loss_channels == "lip":
             weights = torch.zeros(len(ARKIT_NAMES))

@@ -206,7 +206,9 @@ class WindowSource:
 
     def _data_meta(self) -> dict:
         generator = {k: self.corpus.summary.get(k) for k in ("generator_version", "seed", "minutes")}
-        return {"corpus": str(self.corpus.root), "subset": self.exp.data.subset, "sequences": len(self.seqs),
+        d = self.exp.data
+        return {"corpus": str(self.corpus.root), "cache": d.cache, "test_fraction": d.test_fraction,
+                "subset": d.subset, "sequences": len(self.seqs),
                 "frames": int(sum(s.n_frames for s in self.seqs)), "generator": generator}  # fmt: skip
 
     def _norm(self, name: str, x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,10 @@ from runtime.sampling import Schedule, inpaint, q_sample, sample_ddim
 class DiffusionConfig:
     velocity_weight: float = 1.0  # loss on first differences over time (smoothness, DiffSpeaker / LDA)
     regression: bool = False  # baseline: same network, no noise (x_t = 0, t = 0), plain regression
+    # Streaming feeds the model its own committed frames as context, not the truth: training on context blurred by
+    # Gaussian noise of a random std in [0, context_noise] (normalised units) keeps it from trusting the context
+    # blindly and drifting on its own output (exposure bias; measured: streaming lip error 0.248 vs 0.193 offline).
+    context_noise: float = 0.0
 
 
 class Diffusion(nn.Module):
@@ -47,7 +51,11 @@ class Diffusion(nn.Module):
         else:
             t = torch.randint(0, self.schedule.n_steps, (b,), device=x0.device)
             x_t = q_sample(x0, torch.randn_like(x0), self.alphas_cumprod[t][:, None, None])
-        pred = self.net(x_t, t, context=x0 * context_mask, context_mask=context_mask, **cond)
+        context = x0 * context_mask
+        if self.config.context_noise > 0:
+            sigma = torch.rand(b, 1, 1, device=x0.device) * self.config.context_noise
+            context = context + sigma * torch.randn_like(x0) * context_mask
+        pred = self.net(x_t, t, context=context, context_mask=context_mask, **cond)
         target = 1.0 - context_mask  # (B, T, 1) frames to generate
         w = target if channel_weights is None else target * channel_weights
         denom = w.expand_as(x0).sum().clamp_min(1.0)
