@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,8 @@ class Model:
         self.stats = {k: bundle.norm(k) for k in ("mel", "face", "lower", "upper")}
         self.dims = {k: len(v[0]) for k, v in self.stats.items()}  # lower/upper: both people
         self.poser = Poser(bundle.skeleton, MotionLayout.from_dict(bundle.manifest["layout"]))
-        self.timings: dict[str, list[float]] = defaultdict(list)  # per-stage seconds (benchmarks read these)
+        # Per-stage seconds of the latest calls (benchmarks read these); bounded so a long-lived server does not grow.
+        self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=10_000))
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_BUNDLE, backend: str = "ort-cpu", threads: int = 1) -> Model:

@@ -133,7 +133,7 @@ def sample_ddpm(
         x0 = denoise(x, t)
         if i + 1 == len(steps):
             return x0
-        a_t, a_prev = abar[t], abar[steps[i + 1]]
+        a_t, a_prev = float(abar[t]), float(abar[steps[i + 1]])  # Python floats keep x in its own dtype
         beta = 1 - a_t / a_prev
         mean = (a_prev**0.5 * beta / (1 - a_t)) * x0 + ((1 - beta) ** 0.5 * (1 - a_prev) / (1 - a_t)) * x
         var = beta * (1 - a_prev) / (1 - a_t)
