@@ -87,6 +87,7 @@ def write_bundle(
                 "file": f"{g}.onnx",
                 "model": e["model"],
                 "kind": e["kind"],
+                "precision": e.get("precision", "fp32"),
                 **({"steps": e["steps"]} if "steps" in e else {}),
                 "weights": f"{e['model']}.weights",
                 "parity_max_abs_error": e["parity"],

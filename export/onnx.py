@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
+FP16_TOLERANCE = 1e-2  # float16 graphs, run by ONNX Runtime's CPU kernels for the check (measured ~1e-3)
 PER_FRAME = {"x", "noise", "mel_self", "mel_partner", "mel_a", "mel_b", "facing", "actions", "context",
              "context_mask", "lower", "x0"}  # fmt: skip
 
@@ -117,8 +118,10 @@ def share_weights(paths: list[Path], weights_name: str, min_bytes: int = 1024) -
             onnx.save(model, str(path))
 
 
-def check_parity(module: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path) -> float:
-    """Max abs error between torch and ONNX Runtime on the same inputs; raises beyond PARITY_TOLERANCE."""
+def check_parity(
+    module: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path, tolerance: float = PARITY_TOLERANCE
+) -> float:
+    """Max abs error between torch and ONNX Runtime (CPU) on the same inputs; raises beyond ``tolerance``."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -127,15 +130,31 @@ def check_parity(module: torch.nn.Module, inputs: dict[str, torch.Tensor], path:
         want = module(*inputs.values()).numpy()
     err = float(np.abs(got - want).max())
     log.info("  parity %s: max abs error %.2e", path.name, err)
-    if not err < PARITY_TOLERANCE:
-        raise RuntimeError(f"{path}: ONNX Runtime differs from torch by {err:.2e} (> {PARITY_TOLERANCE})")
+    if not err < tolerance:
+        raise RuntimeError(f"{path}: ONNX Runtime differs from torch by {err:.2e} (> {tolerance})")
     return err
 
 
+def to_fp16(src: Path, dst: Path) -> None:
+    """A float16 copy of a float32 graph for GPU execution providers: float32 inputs/outputs, float16 inside.
+
+    Casts, ranges and cumulative sums (step embedding, positions, attention bias) stay in float32.
+    """
+    from onnxconverter_common import float16
+
+    keep = list(float16.DEFAULT_OP_BLOCK_LIST) + ["Cast", "Range", "CumSum"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "values truncated to float16 range": none are, weights come from fp16
+        half = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, op_block_list=keep)
+    onnx.save(half, str(dst))
+
+
 def export_model(
-    model: str, net: torch.nn.Module, schedule: Schedule, steps: list[int], out: Path, frames: int = 33
-) -> dict[str, dict]:
-    """All graphs of one model into ``out``; returns manifest graph entries."""
+    model: str, net: torch.nn.Module, schedule: Schedule, steps: list[int], out: Path, frames: int = 33,
+    fp16: bool = False,
+) -> dict[str, dict]:  # fmt: skip
+    """All graphs of one model into ``out``; returns manifest graph entries. ``fp16`` adds a float16 copy of each
+    unrolled graph (precision "fp16", for CUDA / TensorRT execution providers)."""
     entries, paths = {}, []
     step = StepGraph(net, model)
     inputs = example_inputs(model, net, batch=2, frames=frames, unrolled=False)
@@ -151,9 +170,15 @@ def export_model(
         entries[path.stem] = {"model": model, "kind": "unrolled", "steps": k, "sig": sig, "module": unrolled,
                               "inputs": inputs}  # fmt: skip
         paths.append(path)
+        if fp16:
+            half = out / f"{model}_k{k}_fp16.onnx"
+            to_fp16(path, half)
+            entries[half.stem] = dict(entries[path.stem], precision="fp16")
+            paths.append(half)
     share_weights(paths, f"{model}.weights")
     for name, e in entries.items():
-        e["parity"] = check_parity(e.pop("module"), e.pop("inputs"), out / f"{name}.onnx")
+        tolerance = FP16_TOLERANCE if e.get("precision") == "fp16" else PARITY_TOLERANCE
+        e["parity"] = check_parity(e.pop("module"), e.pop("inputs"), out / f"{name}.onnx", tolerance)
     return entries
 
 
@@ -185,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     ap.add_argument("--steps", type=int, nargs="+", default=[4], help="K values to unroll (default: 4)")
     ap.add_argument("--name", default=None, help="bundle name (default: the folder name)")
+    ap.add_argument("--fp16", action="store_true", help="also write float16 unrolled graphs for GPU providers")
     ap.add_argument("--evaluation", type=Path, help="evaluation JSON to record in the manifest's provenance")
     ap.add_argument("--card", type=Path, help="model card Markdown to copy in as README.md")
     args = ap.parse_args(argv)
@@ -200,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     for kind in checkpoints:
         for model in KINDS[kind]:
             log.info("exporting %s", model)
-            graphs.update(export_model(model, nets[model], schedule, sorted(set(args.steps)), args.out))
+            graphs.update(export_model(model, nets[model], schedule, sorted(set(args.steps)), args.out, fp16=args.fp16))
     write_bundle(args.out, args.name or args.out.name, graphs, ckpts, schedule, args.evaluation, args.card)
 
 

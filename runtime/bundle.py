@@ -116,10 +116,12 @@ class Bundle:
             self._graphs[name] = self.backend.load(file, self.signature(name))
         return self._graphs[name]
 
-    def unrolled(self, model: str, steps: int) -> str | None:
-        """Name of the K-step unrolled graph of ``model`` for ``steps``, or None if only the step graph exists."""
+    def unrolled(self, model: str, steps: int, precision: str = "fp32") -> str | None:
+        """Name of the K-step unrolled graph of ``model`` for ``steps`` at ``precision`` ("fp32" or "fp16"), or
+        None if there is none (then the step graph is looped)."""
+        want = (model, "unrolled", steps, precision)
         for name, g in self.manifest["graphs"].items():
-            if g.get("model") == model and g.get("kind") == "unrolled" and int(g.get("steps", 0)) == steps:
+            if (g.get("model"), g.get("kind"), int(g.get("steps", 0)), g.get("precision", "fp32")) == want:
                 return name
         return None
 

@@ -80,10 +80,14 @@ def test_export_cli_writes_a_loadable_bundle(untrained_bundle: Path, tmp_path: P
     ckpts = untrained_bundle / "checkpoints"
     out = tmp_path / "exported"
     export_main(["--face", str(ckpts / "untrained_face.pt"), "--body", str(ckpts / "untrained_body.pt"),
-                 "--out", str(out), "--steps", "2", "4"])  # fmt: skip
+                 "--out", str(out), "--steps", "2", "4", "--fp16"])  # fmt: skip
     bundle = load_bundle(out)
-    assert {"face_k2", "face_k4", "body_upper_k2"} <= set(bundle.graph_names())
-    assert all(g["parity_max_abs_error"] < 1e-4 for g in bundle.manifest["graphs"].values())
+    assert {"face_k2", "face_k4", "body_upper_k2", "face_k4_fp16"} <= set(bundle.graph_names())
+    graphs = bundle.manifest["graphs"]
+    assert all(g["parity_max_abs_error"] < 1e-4 for g in graphs.values() if g["precision"] == "fp32")
+    assert all(g["parity_max_abs_error"] < 1e-2 for g in graphs.values() if g["precision"] == "fp16")
+    assert bundle.unrolled("face", 4) == "face_k4" and bundle.unrolled("face", 4, "fp16") == "face_k4_fp16"
+    assert not Model(bundle).fp16  # CPU: float32 graphs
     # Every weight once: the step graph and the unrolled graphs of a model share one weights file.
     assert sorted(p.name for p in out.glob("*.weights")) == ["body_lower.weights", "body_upper.weights", "face.weights"]
     with pytest.raises(ValueError, match="is a 'face' checkpoint, expected 'body'"):
