@@ -21,7 +21,7 @@ from runtime.sampling import Schedule
 log = logging.getLogger(__name__)
 
 # Streaming defaults chosen from the measured quality/latency curve (benchmarks/README and the main README).
-DEFAULTS = {"block": 6, "lookahead": 3, "context": 24, "steps": 4}
+DEFAULTS = {"block": 6, "lookahead": 3, "context": 24, "steps": 4, "face_known": 0}
 
 
 def _git_commit() -> str | None:

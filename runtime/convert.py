@@ -155,6 +155,7 @@ def session_settings(o: SessionOptions, defaults: dict, seed: int) -> SessionSet
         lookahead=int(defaults["lookahead"]) if o.lookahead is None else o.lookahead,
         context=int(defaults["context"]),
         steps=o.steps or int(defaults["steps"]),
+        face_known=int(defaults.get("face_known", SessionSettings.face_known)),
         seed=o.seed or seed,
         styles=o.styles,
         actions=o.actions,

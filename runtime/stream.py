@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SILENCE = float(np.log(LOG_FLOOR))  # log-mel of digital silence
 MAX_STEPS = 8
 DEGRADE_AFTER = 4  # consecutive blocks slower than real time before degrading
+SEAM_DECAY = 0.6  # per frame: a face block starts at the committed frame's value, the difference gone in ~4 frames
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class SessionSettings:
     placement: tuple[float, float, float] = (0.0, 1.4, np.pi)  # B in A's frame: x, z (m), yaw (rad)
     speaker_timeout: float = 2.0  # s (wall clock) without a speaker's audio while the other's arrives -> silence
     degrade: bool = True  # allow fewer steps / larger blocks when compute falls behind real time
+    # Committed face frames the face model is given as known context (the newest ones; -1 = all `context`). The
+    # older context frames still bring their audio. Fewer known frames = less drift on its own output.
+    face_known: int = 0
 
     @property
     def window(self) -> int:
@@ -75,6 +79,7 @@ class SessionSettings:
             (all(a in ACTIONS for a in self.actions), f"actions must be among {ACTIONS}, got {self.actions}"),
             (all(np.isfinite(self.placement)) and abs(self.placement[0]) < 50 and abs(self.placement[1]) < 50,
              f"placement must be finite metres within 50 m, got {self.placement}"),
+            (-1 <= self.face_known <= 300, f"face_known must be -1 (all) or 0..300 frames, got {self.face_known}"),
             (0.1 <= self.speaker_timeout <= 60, f"speaker_timeout must be 0.1..60 s, got {self.speaker_timeout}"),
         ]  # fmt: skip
         for ok, message in checks:
@@ -314,10 +319,16 @@ class Engine:
         face_ctx = np.zeros((2, w, m.dims["face"]), np.float32)
         face_ctx[:, known] = self.hist_face
         face_mask = np.repeat(mask, 2, axis=0)
+        if 0 <= s.face_known < n_ctx:  # only the newest committed face frames are known; older ones: audio only
+            face_mask[:, : s.context - s.face_known] = 0.0
+            face_ctx *= face_mask
         faces = m.sample("face", self.noise["face"], {
             "mel_self": np.concatenate(mel), "mel_partner": np.concatenate(mel[::-1]),
             "style": np.array(self.style_ids, np.int64), "facing": facing, "context": face_ctx,
             "context_mask": face_mask}, s.steps)  # fmt: skip
+        if n_ctx:  # seam: where the new window disagrees with the last committed frame, ease the difference out
+            gap = self.hist_face[:, -1:] - faces[:, s.context - 1 : s.context]  # (2, 1, 52), 0 if it was known
+            faces[:, new] += gap * SEAM_DECAY ** np.arange(1, block + 1)[None, :, None]
 
         # Commit the block.
         keep = s.context

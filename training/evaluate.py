@@ -290,7 +290,7 @@ def machine() -> dict:
 def _settings(args: argparse.Namespace, defaults: dict) -> SessionSettings:
     base = SessionSettings()
     pick = {k: getattr(args, k) if getattr(args, k) is not None else int(defaults.get(k, getattr(base, k)))
-            for k in ("block", "lookahead", "context", "steps")}  # fmt: skip
+            for k in ("block", "lookahead", "context", "steps", "face_known")}  # fmt: skip
     return SessionSettings(**pick, seed=args.seed, degrade=False).validate()
 
 
@@ -309,8 +309,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline-checkpoint", type=Path, nargs="*", default=[], help="more checkpoints, run offline")
     ap.add_argument("--bundle", type=Path, help="also stream an exported bundle (its defaults set B/L/C/K)")
     for name, what in (("steps", "DDIM steps K"), ("block", "frames per step B"), ("lookahead", "frames L"),
-                       ("context", "frames C")):  # fmt: skip
-        ap.add_argument(f"--{name}", type=int, help=f"{what} (default: the bundle's, else SessionSettings')")
+                       ("context", "frames C"), ("face_known", "known committed face frames (-1: all C)")):  # fmt: skip
+        flag = f"--{name.replace('_', '-')}"
+        ap.add_argument(flag, type=int, help=f"{what} (default: the bundle's, else SessionSettings')")
     ap.add_argument("--samples", type=int, default=5, help="body: samples per clip offline (Div_sample needs >= 2)")
     ap.add_argument("--stream-samples", type=int, default=1, help="body: samples per clip streamed")
     ap.add_argument("--max-seconds", type=float, help="evaluate at most this much of each clip")
