@@ -20,17 +20,20 @@ from runtime.motion import MotionLayout, integrate_root
 from runtime.skeleton import Skeleton
 
 FACING_DEG = 60.0  # a person "faces the partner" when the partner is within this angle of their heading
+HOLD_STIFFNESS = 0.05  # per frame: a held root returns to its spot with a time constant of ~0.7 s
 EYE_YAW_RAD = 0.5  # eye rotation at a full eyeLookIn/Out weight (~29 degrees)
 EYE_PITCH_RAD = 0.4  # eye rotation at a full eyeLookUp/Down weight (~23 degrees)
 
 
 @dataclass(frozen=True)
 class RootState:
-    """Where a person's root is after the last committed frame: ground position (m) and heading (rad)."""
+    """Where a person's root is after the last committed frame: ground position (m) and heading (rad), and while
+    they sit or stand, the spot they are held to (``anchor``)."""
 
     x: float
     z: float
     yaw: float
+    anchor: tuple[float, float, float] | None = None
 
 
 class Posed(NamedTuple):
@@ -116,11 +119,33 @@ class Poser:
         x, z, yaw = placement
         return [RootState(0.0, 0.0, 0.0), RootState(float(x), float(z), float(yaw))]
 
-    def integrate(self, feats: np.ndarray, state: RootState) -> tuple[np.ndarray, np.ndarray, list[RootState]]:
-        """Root deltas of (N, D) features from ``state`` -> ground xz (N, 2), yaw (N,), state after each frame."""
-        pos, yaw = integrate_root(feats[:, :4], (state.x, state.z), state.yaw)
-        states = [RootState(float(p[0]), float(p[2]), float(y)) for p, y in zip(pos, yaw, strict=True)]
-        return pos[:, [0, 2]], yaw, states
+    def integrate(
+        self, feats: np.ndarray, state: RootState, hold: np.ndarray | None = None, stiffness: float = HOLD_STIFFNESS
+    ) -> tuple[np.ndarray, np.ndarray, list[RootState]]:
+        """Root deltas of (N, D) features from ``state`` -> ground xz (N, 2), yaw (N,), state after each frame.
+
+        ``hold`` (N,) bool marks frames whose requested action is not "walk": there the root is pulled towards the
+        spot and heading it had when the hold began (a spring of ``stiffness`` per frame), so small biased deltas
+        cannot add up to a person sliding or turning away while standing or sitting; sway stays.
+        """
+        if hold is None or not hold.any() and state.anchor is None:
+            pos, yaw = integrate_root(feats[:, :4], (state.x, state.z), state.yaw)
+            states = [RootState(float(p[0]), float(p[2]), float(y)) for p, y in zip(pos, yaw, strict=True)]
+            return pos[:, [0, 2]], yaw, states
+        x, z, yaw, anchor = state.x, state.z, state.yaw, state.anchor
+        xz, yaws, states = np.empty((len(feats), 2)), np.empty(len(feats)), []
+        for i, (dx, dz, dyaw) in enumerate(np.asarray(feats[:, :3], np.float64)):
+            c, s = np.cos(yaw), np.sin(yaw)
+            x, z, yaw = x + c * dx + s * dz, z - s * dx + c * dz, yaw + dyaw  # as runtime.motion.integrate_root
+            if hold[i]:
+                anchor = anchor or (x, z, yaw)
+                x, z = x - stiffness * (x - anchor[0]), z - stiffness * (z - anchor[1])
+                yaw -= stiffness * ((yaw - anchor[2] + np.pi) % (2 * np.pi) - np.pi)
+            else:
+                anchor = None
+            xz[i], yaws[i] = (x, z), yaw
+            states.append(RootState(float(x), float(z), float(yaw), anchor))
+        return xz, yaws, states
 
     # -- output --------------------------------------------------------------------------------------------
     def pose(self, feats: np.ndarray, xz: np.ndarray, yaw: np.ndarray, weights: np.ndarray) -> Posed:

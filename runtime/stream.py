@@ -30,18 +30,20 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from runtime.audio import StreamingMel
 from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, LOG_FLOOR, N_MELS, SAMPLE_RATE
 from runtime.frames import Frames, PersonFrames, StreamInfo
 from runtime.model import Model
-from runtime.posing import facing_flags, relative_placement
+from runtime.posing import RootState, facing_flags, relative_placement
 
 log = logging.getLogger(__name__)
 
 SILENCE = float(np.log(LOG_FLOOR))  # log-mel of digital silence
 MAX_STEPS = 8
 DEGRADE_AFTER = 4  # consecutive blocks slower than real time before degrading
+HOLD_AFTER = 45  # frames (1.5 s) after an action change before a sitting/standing root is held on its spot
 SEAM_DECAY = 0.6  # per frame: a face block starts at the committed frame's value, the difference gone in ~4 frames
 
 
@@ -60,6 +62,8 @@ class SessionSettings:
     # Committed face frames the face model is given as known context (the newest ones; -1 = all `context`). The
     # older context frames still bring their audio. Fewer known frames = less drift on its own output.
     face_known: int = 0
+    hold_root: bool = True  # keep a sitting or standing person's root on their spot (see Poser.integrate)
+    body_smooth: float = 1.5  # frames: std of the Gaussian smoothing of body features over each window (0 = off)
 
     @property
     def window(self) -> int:
@@ -159,6 +163,8 @@ class Engine:
         self.hist_face = np.zeros((2, 0, model.dims["face"]), np.float32)
         self.hist_actions = np.zeros((0, 2), np.int64)
         self.root = self.poser.initial_states(settings.placement)  # (RootState A, RootState B)
+        self.initial_root = tuple(self.root)
+        self.label_state = [(a, 0) for a in self.action_ids]  # (current action, frame it began) per person
         self.root_hist: list[deque] = [deque(maxlen=max(1, settings.context)) for _ in range(2)]  # (x, z, yaw)
         self.arrivals: deque[tuple[int, float]] = deque()  # (samples of the slower speaker, monotonic time)
         self.started: float | None = None  # monotonic s of the first audio
@@ -292,7 +298,7 @@ class Engine:
                                   future_actions])[None]  # fmt: skip
         mask = np.zeros((1, w, 1), np.float32)
         mask[0, known] = 1.0
-        placement = relative_placement(self.root[0], self.root[1])[None]
+        placement = relative_placement(*self._state_at(start))[None]  # as in training: at the window's first frame
         cond = {"mel_a": mel[0], "mel_b": mel[1], "actions": actions, "placement": placement, "context_mask": mask}
 
         def context(name: str) -> np.ndarray:
@@ -300,14 +306,16 @@ class Engine:
             ctx[0, known] = self.hist[name]
             return ctx
 
-        lower = m.sample("body_lower", self.noise["body_lower"], dict(cond, context=context("lower")), s.steps)
-        upper = m.sample("body_upper", self.noise["body_upper"],
-                         dict(cond, context=context("upper"), lower=lower), s.steps)  # fmt: skip
+        lower = self._smooth(m.sample("body_lower", self.noise["body_lower"], dict(cond, context=context("lower")),
+                                      s.steps))  # fmt: skip
+        upper = self._smooth(m.sample("body_upper", self.noise["body_upper"],
+                                      dict(cond, context=context("upper"), lower=lower), s.steps))  # fmt: skip
 
         # Root trajectories over the window's new and lookahead frames, from the current committed state.
         body = self.poser.split(m.denormalise("lower", lower[0]), m.denormalise("upper", upper[0]))  # (W, Dp) x 2
         ahead = slice(s.context, w)
-        tracks = [self.poser.integrate(body[p][ahead], self.root[p]) for p in (0, 1)]
+        hold = [self._hold(p, c0, future_actions[:, p]) if s.hold_root else None for p in (0, 1)]
+        tracks = [self.poser.integrate(body[p][ahead], self.root[p], hold[p]) for p in (0, 1)]
         fa, fb = facing_flags(tracks[0][0], tracks[0][1], tracks[1][0], tracks[1][1])
         past = [np.asarray(self.root_hist[p], np.float64).reshape(-1, 3) for p in (0, 1)]
         pa, pb = (facing_flags(past[0][:, :2], past[0][:, 2], past[1][:, :2], past[1][:, 2]) if len(past[0])
@@ -340,6 +348,9 @@ class Engine:
         for p in (0, 1):
             xz, yaw, states = tracks[p]
             self.root[p] = states[block - 1]
+            for label, frame in zip(future_actions[:block, p], range(c0, c0 + block), strict=True):
+                if label != self.label_state[p][0]:
+                    self.label_state[p] = (int(label), frame)
             for i in range(block):
                 self.root_hist[p].append((xz[i, 0], xz[i, 1], yaw[i]))
             weights = np.clip(m.denormalise("face", faces[p, new]), 0.0, 1.0)
@@ -353,6 +364,35 @@ class Engine:
             sp.drop_before(self.committed - s.context - 1)
         index = np.arange(c0, c0 + block, dtype=np.int64)
         return Frames(index, index / FPS, (people[0], people[1]), np.full(block, time.monotonic()))
+
+    def _hold(self, p: int, start: int, labels: np.ndarray) -> np.ndarray:
+        """(N,) bool: frames from ``start`` whose root is held (not walking, and settled: HOLD_AFTER frames past the
+        last change of action, so sitting down or getting up can move the hips)."""
+        prev, changed = self.label_state[p]
+        frames = np.arange(start, start + len(labels))
+        last = np.empty(len(labels), np.int64)
+        for i, label in enumerate(labels):
+            if label != prev:
+                prev, changed = int(label), int(frames[i])
+            last[i] = changed
+        return (labels != ACTIONS.index("walk")) & (frames - last >= HOLD_AFTER)
+
+    def _state_at(self, frame: int) -> tuple[RootState, RootState]:
+        """Both people's root state at a committed ``frame`` (before the stream: the initial placement)."""
+        if frame < 0 or not self.root_hist[0]:
+            return self.initial_root[0], self.initial_root[1]
+        back = self.committed - frame  # 1 = the newest committed frame
+        states = []
+        for p in (0, 1):
+            x, z, yaw = self.root_hist[p][max(-len(self.root_hist[p]), -back)]
+            states.append(RootState(x, z, yaw))
+        return states[0], states[1]
+
+    def _smooth(self, x: np.ndarray) -> np.ndarray:
+        """Gaussian smoothing over the window's frames (committed context included, so seams blend too); the
+        block only ever sees frames the window already holds, so this adds no latency."""
+        sigma = self.settings.body_smooth
+        return gaussian_filter1d(x, sigma, axis=1, mode="nearest", truncate=2.0) if sigma > 0 else x
 
     def _speaking(self, p: int, start: int, n: int) -> np.ndarray:
         """Voice activity per frame from the mel energy with an adaptive floor; emits speech start/end events."""

@@ -291,6 +291,7 @@ def _settings(args: argparse.Namespace, defaults: dict) -> SessionSettings:
     base = SessionSettings()
     pick = {k: getattr(args, k) if getattr(args, k) is not None else int(defaults.get(k, getattr(base, k)))
             for k in ("block", "lookahead", "context", "steps", "face_known")}  # fmt: skip
+    pick["body_smooth"] = base.body_smooth if args.body_smooth is None else args.body_smooth
     return SessionSettings(**pick, seed=args.seed, degrade=False).validate()
 
 
@@ -312,6 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        ("context", "frames C"), ("face_known", "known committed face frames (-1: all C)")):  # fmt: skip
         flag = f"--{name.replace('_', '-')}"
         ap.add_argument(flag, type=int, help=f"{what} (default: the bundle's, else SessionSettings')")
+    ap.add_argument("--body-smooth", type=float, help="frames of body smoothing, 0 = off (default: SessionSettings')")
     ap.add_argument("--samples", type=int, default=5, help="body: samples per clip offline (Div_sample needs >= 2)")
     ap.add_argument("--stream-samples", type=int, default=1, help="body: samples per clip streamed")
     ap.add_argument("--max-seconds", type=float, help="evaluate at most this much of each clip")
