@@ -96,6 +96,8 @@ class Trainer:
                                              "net": self.exp.net, "finetune": self.exp.finetune.__dict__}}  # fmt: skip
         state = self.ema.net_state()
         if self.exp.finetune.swap_into:
+            tuned = self.out / f"{self.exp.name}_unswapped.pt"  # the fine-tuned model as trained, for the ablation
+            save_weights(tuned, self.exp.model, self.task.model_config, state, dict(meta, train=dict(meta["train"])))
             base = load_weights(self.exp.finetune.swap_into)
             state = swap_denoiser(base["state_dict"], state)
             meta["train"]["swapped_into"] = {"base": self.exp.finetune.swap_into, "sha256": base["sha256"]}
