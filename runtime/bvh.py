@@ -339,7 +339,7 @@ def resample(clip: BvhClip, fps: float) -> BvhClip:
     step = round(ratio)
     if step >= 1 and abs(ratio - step) <= 1e-3 * ratio:
         return BvhClip(clip.skeleton, clip.frame_time * step, clip.values[::step].copy())
-    from runtime import motion  # motion imports this module; a top-level import would be circular
+    from runtime import kinematics, motion  # motion imports this module; a top-level import would be circular
 
     span = (clip.n_frames - 1) * clip.frame_time
     u = np.arange(int(np.floor(span * fps + 1e-9)) + 1) / fps / clip.frame_time  # (F',) source frame coordinates
@@ -348,6 +348,6 @@ def resample(clip: BvhClip, fps: float) -> BvhClip:
     w = (u - i0)[:, None]  # (F', 1) weight of frame i1
     values = clip.values[i0] * (1 - w) + clip.values[i1] * w  # positions linear; rotations replaced below
     q = motion.local_quats(clip)  # (F, J, 4) xyzw
-    q_new = motion.slerp(q[i0], q[i1], w[:, :, None] * np.ones(q.shape[1])[None, :, None])
+    q_new = kinematics.slerp(q[i0], q[i1], w[:, :, None] * np.ones(q.shape[1])[None, :, None])
     motion.write_rotations(clip.skeleton, values, q_new)
     return BvhClip(clip.skeleton, 1.0 / fps, values)

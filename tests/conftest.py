@@ -24,3 +24,13 @@ def untrained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from export.untrained import make_untrained_bundle
 
     return make_untrained_bundle(tmp_path_factory.mktemp("untrained"))
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1.5-minute synthetic corpus in the InterAct layout (two scenes, four lip sentences), built once."""
+    from training.data.synthesize import synthesize
+
+    corpus = tmp_path_factory.mktemp("tiny") / "corpus"
+    synthesize(corpus, minutes=1.5, seed=1, workers=1, lip_sentences_n=4)
+    return corpus

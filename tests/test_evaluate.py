@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import yaml
 from runtime.stream import SessionSettings
 from training import evaluate
 from training.checkpoint import load_weights
-from training.data.synthesize import synthesize
 from training.data.windows import Corpus
 from training.metrics import adapter as ad
 from training.metrics import body as bm
@@ -24,10 +22,9 @@ TEST_FRACTION = 0.5
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tiny(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("evaluate")
-    corpus = root / "corpus"
-    synthesize(corpus, minutes=1.5, seed=1, workers=1, lip_sentences_n=4)
+    corpus = tiny_corpus
     out = {"root": root, "corpus": corpus, "cache": root / "cache"}
     for kind, steps in (("face", 2), ("body", 1), ("body_single", 1)):
         config = root / f"{kind}.yaml"
@@ -101,8 +98,16 @@ def test_the_engine_fed_real_body_windows_reproduces_the_real_motion(tiny):
     corpus = Corpus(tiny["corpus"], tiny["cache"])
     clip = evaluate.load_clips(corpus, ["20260101_001"], 6.0)[0]
     lower, upper = model.poser.join(clip.seq.body[0], clip.seq.body[1])
-    settings = SessionSettings(block=5, lookahead=2, context=7, steps=1, degrade=False)
-    settings = replace(settings, placement=clip.placement)
+    settings = SessionSettings(
+        block=5,
+        lookahead=2,
+        context=7,
+        steps=1,
+        degrade=False,
+        placement=clip.placement,
+        hold_root=False,
+        body_smooth=0.0,
+    )  # the raw windows: no root hold, no smoothing
     people = ad.stream_bodies(ad.GroundTruthBody(model, lower, upper, settings), clip.audio, clip.seq.actions, settings)
     streamed = bm.pair_from_posed(model.poser, people)
     real = bm.pair_from_features(model.poser, clip.seq.body, clip.placement)

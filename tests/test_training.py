@@ -1,0 +1,175 @@
+"""Models and training: shapes and masks, x0 parameterisation, the lower -> upper wiring, a short run that lowers
+the loss, resuming, the denoiser swap, DDP with torchrun, and BVH export of a generated two-person clip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from runtime.bvh import read_bvh, write_bvh
+from runtime.kinematics import local_quats, rotation_angle_deg
+from runtime.motion import MotionLayout, features_to_clip
+from runtime.sampling import Schedule
+from runtime.skeleton import Skeleton
+from training.checkpoint import load_weights
+from training.config import load_experiment
+from training.data.windows import WindowSource
+from training.models.diffusion import Diffusion
+from training.models.face import FaceConfig, FaceDenoiser
+from training.tasks import Task, swap_denoiser
+from training.train import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_NET = {"dim": 32, "depth": 1, "n_heads": 2, "ff_mult": 1}
+
+
+def _config(tmp: Path, corpus: Path, model: str, **train) -> Path:
+    path = tmp / f"{model}.yaml"
+    path.write_text(yaml.safe_dump({
+        "model": model, "data": {"corpus": str(corpus), "cache": str(tmp / "cache"), "test_fraction": 0.5},
+        "net": TINY_NET,
+        "train": {"out": str(tmp / model), "steps": 40, "batch_size": 4, "window": 48, "min_window": 24,
+                  "max_context": 8, "lr": 2e-3, "warmup": 5, "log_every": 10, "eval_every": 1000, "ckpt_every": 20,
+                  "threads": 1, **train},
+    }))  # fmt: skip
+    return path
+
+
+def _face_inputs(b: int = 2, t: int = 20) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"mel_self": torch.randn(b, t, 80, generator=g), "mel_partner": torch.randn(b, t, 80, generator=g),
+            "style": torch.tensor([0, 3])[:b], "facing": torch.ones(b, t, 1)}  # fmt: skip
+
+
+def test_face_denoiser_shapes_and_translation_invariance() -> None:
+    net = FaceDenoiser(FaceConfig(dim=32, depth=2, n_heads=2, n_styles=4)).eval()
+    cond = _face_inputs()
+    x = torch.randn(2, 20, 52)
+    out = net(x, torch.tensor([10, 900]), context=torch.zeros_like(x), context_mask=torch.zeros(2, 20, 1), **cond)
+    assert out.shape == (2, 20, 52)
+    assert 1.0 <= sum(p.numel() for p in FaceDenoiser(FaceConfig()).parameters()) / 1e6 <= 4.0  # 2-4 M default
+
+
+def test_loss_ignores_known_context_frames() -> None:
+    torch.manual_seed(0)
+    diff = Diffusion(FaceDenoiser(FaceConfig(dim=32, depth=1, n_heads=2, n_styles=4)))
+    x0 = torch.randn(2, 20, 52)
+    mask = torch.zeros(2, 20, 1)
+    mask[:, :8] = 1.0
+    cond = _face_inputs()
+    torch.manual_seed(1)
+    a, _ = diff.loss(x0, cond, mask)
+    changed = x0.clone()
+    changed[:, :8] += 5.0  # different context values change the input, but never count as targets
+    torch.manual_seed(1)
+    b, _ = diff.loss(changed, cond, mask)
+    diff.net.motion_in.weight.data.zero_()  # now the context cannot reach the output at all
+    torch.manual_seed(1)
+    c, _ = diff.loss(x0, cond, mask)
+    torch.manual_seed(1)
+    d, _ = diff.loss(changed, cond, mask)
+    assert a != b and c == d
+
+
+def test_x0_parameterisation_one_step_returns_the_prediction() -> None:
+    net = FaceDenoiser(FaceConfig(dim=32, depth=1, n_heads=2, n_styles=4)).eval()
+    diff = Diffusion(net, schedule=Schedule())
+    cond = _face_inputs()
+    noise = torch.randn(2, 20, 52)
+    with torch.no_grad():
+        direct = net(noise, torch.full((2,), 999), context=torch.zeros_like(noise),
+                     context_mask=torch.zeros(2, 20, 1), **cond)  # fmt: skip
+    torch.testing.assert_close(diff.sample(cond, noise, k=1), direct)
+
+
+def test_upper_body_is_conditioned_on_the_lower_body_result(tiny_corpus: Path, tmp_path: Path) -> None:
+    exp = load_experiment(_config(tmp_path, tiny_corpus, "body"))
+    lower = {"part": "lower", "n_features": 62, **TINY_NET}
+    task = Task(exp, {"body_lower": lower, "body_upper": dict(lower, part="upper", n_features=258, n_lower=62)}).eval()
+    seen = {}
+    task.models["body_upper"].net.register_forward_hook(lambda m, a, kw, out: seen.update(lower=kw["lower"]),
+                                                        with_kwargs=True)  # fmt: skip
+    b, t = 1, 16
+    batch = {"mel_a": torch.randn(b, t, 80), "mel_b": torch.randn(b, t, 80), "actions": torch.full((b, t, 2), 2),
+             "placement": torch.tensor([[0.0, 1.4, -1.0, 0.0]]), "context_mask": torch.zeros(b, t, 1)}  # fmt: skip
+    noise = {"lower": torch.randn(b, t, 62), "upper": torch.randn(b, t, 258)}
+    out = task.sample(batch, 2, noise)
+    torch.testing.assert_close(seen["lower"], out["lower"])  # the upper network saw the lower network's result
+    up = task.models["body_upper"].net
+    args = (torch.randn(b, t, 258), torch.full((b,), 500), batch["mel_a"], batch["mel_b"], batch["actions"],
+            batch["placement"], torch.zeros(b, t, 258), torch.zeros(b, t, 1))  # fmt: skip
+    with torch.no_grad():
+        assert not torch.allclose(up(*args, lower=out["lower"]), up(*args, lower=torch.zeros_like(out["lower"])))
+
+
+def test_training_lowers_the_loss_resumes_and_describes_itself(tiny_corpus: Path, tmp_path: Path) -> None:
+    exp = load_experiment(_config(tmp_path, tiny_corpus, "face"))
+    trainer = Trainer(exp)
+
+    def loss() -> float:  # the EMA model on fixed training windows, fixed diffusion steps and noise
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(0)
+            batches = trainer.data.fixed_batches(3, 48, torch.Generator().manual_seed(0))
+            return float(np.mean([trainer.ema(b)[0].item() for b in batches]))
+
+    before = loss()
+    path = trainer.fit()
+    assert loss() < 0.7 * before
+    ckpt = load_weights(path)
+    assert ckpt["kind"] == "face" and ckpt["model_config"]["face"]["dim"] == 32
+    assert set(ckpt["meta"]) >= {"stats", "skeleton", "layout", "styles", "data", "train"}
+    assert ckpt["meta"]["train"]["steps"] == 40
+    resumed = Trainer(load_experiment(_config(tmp_path, tiny_corpus, "face", steps=50)))
+    assert resumed.step == 40  # picked up state.pt
+    resumed.fit()
+    rows = (tmp_path / "face" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and rows[-1].startswith("50,")
+
+
+def test_denoiser_swap_keeps_every_other_weight(tiny_corpus: Path, tmp_path: Path) -> None:
+    base = Task(load_experiment(_config(tmp_path, tiny_corpus, "face")), {"face": {"n_styles": 4, **TINY_NET}})
+    tuned = Task(load_experiment(_config(tmp_path, tiny_corpus, "face")), {"face": {"n_styles": 4, **TINY_NET}})
+    swapped = swap_denoiser(base.net_state(), tuned.net_state())
+    for name, value in swapped.items():
+        source = tuned.net_state() if name.startswith("face.backbone.") else base.net_state()
+        assert torch.equal(value, source[name]), name
+    assert any(n.startswith("face.backbone.") for n in swapped) and any(n.startswith("face.audio") for n in swapped)
+
+
+def test_generated_two_person_clip_exports_to_bvh(tiny_corpus: Path, tmp_path: Path) -> None:
+    exp = load_experiment(_config(tmp_path, tiny_corpus, "body"))
+    data = WindowSource(exp, "train")
+    task = Task(exp, {"body_lower": {"part": "lower", "n_features": data.dims["lower"], **TINY_NET},
+                      "body_upper": {"part": "upper", "n_features": data.dims["upper"],
+                                     "n_lower": data.dims["lower"], **TINY_NET}}).eval()  # fmt: skip
+    batch = data.batch(1, 30, torch.Generator().manual_seed(0))
+    noise = {k: torch.randn_like(batch[k]) for k in ("lower", "upper")}
+    out = task.sample(batch, 2, noise)
+    lower = out["lower"][0].numpy() * data.stats["lower"]["std"] + data.stats["lower"]["mean"]
+    upper = out["upper"][0].numpy() * data.stats["upper"]["std"] + data.stats["upper"]["mean"]
+    skeleton, layout = Skeleton.from_dict(data.corpus.skeleton), MotionLayout.from_dict(data.corpus.layout.to_dict())
+    for p, feats in enumerate(data.poser.split(lower, upper)):
+        clip = features_to_clip(feats, layout, skeleton, (1.4 * p, 0.0), np.pi * p)
+        write_bvh(tmp_path / f"{'AB'[p]}.bvh", clip)
+        back = read_bvh(tmp_path / f"{'AB'[p]}.bvh")
+        assert back.n_frames == 30 and back.skeleton.names == skeleton.names
+        assert rotation_angle_deg(local_quats(back), local_quats(clip)).max() < 1e-3
+
+
+@pytest.mark.slow
+def test_ddp_with_torchrun_on_cpu(tiny_corpus: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path, tiny_corpus, "face", steps=4, ckpt_every=4)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           "-m", "training.train", "--config", str(config)]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpt = load_weights(tmp_path / "face" / "face.pt")
+    assert ckpt["meta"]["train"]["steps"] == 4
