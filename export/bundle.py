@@ -44,7 +44,7 @@ def write_bundle(
     graphs: dict[str, dict],
     ckpts: dict[str, dict],
     schedule: Schedule,
-    evaluation: Path | None = None,
+    evaluation: list[Path] = (),
     card: Path | None = None,
     defaults: dict | None = None,
 ) -> dict:
@@ -113,7 +113,7 @@ def write_bundle(
                 }
                 for k, c in ckpts.items()
             },  # fmt: skip
-            "evaluation": json.loads(evaluation.read_text()) if evaluation else None,
+            "evaluation": {p.stem: json.loads(p.read_text()) for p in evaluation} or None,
         },
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

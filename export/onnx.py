@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[4], help="K values to unroll (default: 4)")
     ap.add_argument("--name", default=None, help="bundle name (default: the folder name)")
     ap.add_argument("--fp16", action="store_true", help="also write float16 unrolled graphs for GPU providers")
-    ap.add_argument("--evaluation", type=Path, help="evaluation JSON to record in the manifest's provenance")
+    ap.add_argument("--evaluation", type=Path, nargs="*", default=[], help="evaluation JSONs for the provenance")
     ap.add_argument("--card", type=Path, help="model card Markdown to copy in as README.md")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -63,6 +63,7 @@ class FinetuneConfig:
     loss_channels: str = "all"  # "all" or "lip" (loss on lip and jaw blendshapes only, paper 4.1)
     train_only: str = "all"  # "all" parameters or only the "denoiser" (transformer) while fine-tuning
     swap_into: str = ""  # base checkpoint: after fine-tuning, write a variant = base + this run's denoiser weights
+    anchor: float = 0.0  # weight of a full-loss batch of the dialogue corpus added to every step (0 = none)
 
 
 @dataclass(frozen=True)

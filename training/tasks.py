@@ -86,14 +86,18 @@ class Task(nn.Module):
             batch["actions"] = torch.where(drop, torch.full_like(batch["actions"], n_actions), batch["actions"])
         return batch
 
-    def forward(self, batch: dict, gen: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training loss of a batch; ``gen`` given = training (condition dropout on)."""
+    def forward(
+        self, batch: dict, gen: torch.Generator | None = None, all_channels: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of a batch; ``gen`` given = training (condition dropout on); ``all_channels`` ignores
+        the fine-tuning's lip-only channel weights (the anchor batches)."""
         if gen is not None:
             batch = self._dropout(batch, gen)
         mask = batch["context_mask"]
         if self.kind == "face":
             cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
-            return self.models["face"].loss(batch["x0"], cond, mask, self.channel_weights)
+            weights = None if all_channels else self.channel_weights
+            return self.models["face"].loss(batch["x0"], cond, mask, weights)
         cond = {k: batch[k] for k in ("mel_a", "mel_b", "actions", "placement")}
         if self.kind == "body_single":
             x0 = torch.cat([batch["lower"], batch["upper"]], dim=-1)

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,6 +48,10 @@ class Trainer:
         torch.manual_seed(exp.train.seed)
         self.data = WindowSource(exp, split="train")
         self.val = WindowSource(exp, split="test", stats=self.data.stats)
+        self.anchor = None  # lip fine-tuning: dialogue windows with the full loss keep the rest of the face in place
+        if exp.finetune.anchor > 0:
+            dialogue = replace(exp, data=replace(exp.data, subset="dialogue"))
+            self.anchor = WindowSource(dialogue, split="train", stats=self.data.stats)
         configs = model_configs(exp, self.data.dims, self.data.n_styles)
         self.task = Task(exp, configs)
         if exp.finetune.init:
@@ -105,12 +110,12 @@ class Trainer:
         return path
 
     # -- loop ----------------------------------------------------------------------------------------------
-    def _batch(self) -> dict:
+    def _batch(self, source: WindowSource | None = None) -> dict:
         t = self.exp.train
         short = torch.rand(1, generator=self.gen).item() < t.p_short
         length = int(torch.randint(t.min_window, t.window + 1, (1,), generator=self.gen)) if short else t.window
         augment = (lambda mel: augment_mel(mel, self.exp.augment, self.gen)) if t.augment else None
-        return self.data.batch(t.batch_size, length, self.gen, augment)
+        return (source or self.data).batch(t.batch_size, length, self.gen, augment)
 
     @torch.no_grad()
     def _ema_update(self) -> None:
@@ -145,6 +150,10 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             loss, parts = self.model(self._batch(), self.gen)  # Task.forward is the loss (DDP syncs through it)
+            if self.anchor is not None:
+                anchor, _ = self.model(self._batch(self.anchor), self.gen, all_channels=True)
+                loss = loss + self.exp.finetune.anchor * anchor
+                parts = dict(parts, loss=loss.item())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.task.parameters(), t.grad_clip)

@@ -222,6 +222,8 @@ class WindowSource:
             n = min(length, s.n_frames)
             start = int(torch.randint(0, s.n_frames - n + 1, (1,), generator=gen))
             person = int(torch.randint(0, 2, (1,), generator=gen))
+            if s.body is None:  # lip-accurate sentence: only A was captured (B is a silent placeholder face of zeros)
+                person = 0
             items.append((s, start, person))
         n = min(length, min(s.n_frames for s, _, _ in items))
         ctx = int(torch.randint(0, min(self.exp.train.max_context, n - 1) + 1, (1,), generator=gen))
