@@ -36,20 +36,20 @@ train:
 
 evaluate:
 	@scripts/bootstrap.sh train,export,dev
-	$(PY) -m training.evaluate --model face --checkpoint runs/face_lip/face_lip.pt --out $(EVAL) \
+	$(PY) -m training.evaluate --model face --checkpoint runs/face_lip/face_lip.pt --max-seconds 60 --out $(EVAL) \
 		--baseline-checkpoint runs/face/face.pt runs/face_lip/face_lip_unswapped.pt runs/face_regression/face_regression.pt
-	$(PY) -m training.evaluate --model body --checkpoint runs/body/body.pt --out $(EVAL) \
+	$(PY) -m training.evaluate --model body --checkpoint runs/body/body.pt --max-seconds 60 --out $(EVAL) \
 		--baseline-checkpoint runs/body_single/body_single.pt
 
 checkpoints:
 	mkdir -p $(CKPT) $(CKPT)/eval
-	cp runs/face_lip/face_lip.pt runs/body/body.pt runs/body_single/body_single.pt $(CKPT)/
+	cp runs/face_lip/face_lip.pt runs/body/body.pt $(CKPT)/
 	cp $(EVAL)/eval_face.json $(EVAL)/eval_body.json $(CKPT)/eval/
 
 export:
 	@scripts/bootstrap.sh train,export,dev
-	$(PY) -m export.onnx --face $(CKPT)/face_lip.pt --body $(CKPT)/body.pt --body-single $(CKPT)/body_single.pt \
-		--steps 2 4 --fp16 --out runtime/assets/default --name interact-default \
+	$(PY) -m export.onnx --face $(CKPT)/face_lip.pt --body $(CKPT)/body.pt --steps 2 4 \
+		--out runtime/assets/default --name interact-default \
 		--evaluation $(CKPT)/eval/eval_face.json $(CKPT)/eval/eval_body.json --card export/MODEL_CARD.md
 
 clean:

@@ -12,9 +12,11 @@ import torch
 from export.onnx import main as export_main
 from runtime.audio import log_mel
 from runtime.bundle import load_bundle
-from runtime.model import Model
+from runtime.model import DEFAULT_BUNDLE, Model
 from runtime.wav import read_audio
 from training.checkpoint import load_weights, save_weights
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _real_mel(bundle, frames: int) -> np.ndarray:
@@ -55,8 +57,22 @@ def test_unrolled_graph_equals_runtime_sampler_over_step_graph(model: str, untra
 
 
 def test_onnx_matches_torch_on_real_inputs(untrained_bundle: Path) -> None:
-    ort_bundle = load_bundle(untrained_bundle, backend="ort-cpu")
-    torch_bundle = load_bundle(untrained_bundle, backend="torch")
+    _onnx_matches_torch(untrained_bundle)
+
+
+def test_default_bundle_is_the_export_of_the_committed_checkpoints() -> None:
+    """runtime/assets/default is current: its provenance names export/checkpoints/*.pt by sha256, and its graphs
+    compute what those checkpoints compute. After changing either, `make export` rebuilds it."""
+    manifest = load_bundle(DEFAULT_BUNDLE).manifest
+    for kind, c in manifest["provenance"]["checkpoints"].items():
+        assert c["path"].startswith("export/checkpoints/"), (kind, c["path"])
+        assert load_weights(REPO / c["path"])["sha256"] == c["sha256"], f"{c['path']} changed since the export"
+    _onnx_matches_torch(DEFAULT_BUNDLE)
+
+
+def _onnx_matches_torch(path: Path) -> None:
+    ort_bundle = load_bundle(path, backend="ort-cpu")
+    torch_bundle = load_bundle(path, backend="torch")
     m = Model(ort_bundle)
     mel = _real_mel(ort_bundle, 40)
     for name in ort_bundle.graph_names():

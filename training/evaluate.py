@@ -146,7 +146,7 @@ def evaluate_face(model: ad.CheckpointModel, baselines: list[ad.CheckpointModel]
         (f"{model.bundle.name} streaming (B{s.block} L{s.lookahead} C{s.context} K{k})", "streaming", streamed(model)),
         (f"{model.bundle.name} offline (K{k})", "offline", offline(model)),
     ]  # fmt: skip
-    sources += [(f"{m.bundle.name} offline (K{k})", "offline", offline(m)) for m in baselines]
+    sources += [(f"{m.bundle.name} offline ({_steps(m, k)})", "offline", offline(m)) for m in baselines]
     if bundle is not None:
         sources.append((f"bundle {bundle.bundle.name} streaming (K{k})", "streaming", streamed(bundle)))
     sources += [("mean face", "baseline", lambda i, c: ad.mean_face(model, c.n)),
@@ -204,7 +204,7 @@ def evaluate_body(model: ad.CheckpointModel, baselines: list[ad.CheckpointModel]
         (f"{model.bundle.name} streaming (B{s.block} L{s.lookahead} C{s.context} K{k})", "streaming", streamed(model)),
         (f"{model.bundle.name} offline (K{k})", "offline", offline(model)),
     ]  # fmt: skip
-    sources += [(f"{m.bundle.name} offline (K{k})", "offline", offline(m)) for m in baselines]
+    sources += [(f"{m.bundle.name} offline ({_steps(m, k)})", "offline", offline(m)) for m in baselines]
     if bundle is not None:
         sources.append((f"bundle {bundle.bundle.name} streaming (K{k})", "streaming", streamed(bundle)))
     sources += [("mean pose", "baseline", lambda i, c: [bm.pair_from_features(model.poser, ad.mean_pose(model, c.n),
@@ -238,6 +238,11 @@ def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
     return str(v) if isinstance(v, int) else f"{v:.4g}"
+
+
+def _steps(m: ad.CheckpointModel, k: int) -> str:
+    """How a checkpoint samples: K DDIM steps, or one pass for a regression model."""
+    return "one pass" if any(t.exp.train.regression for t in m.tasks.values()) else f"K{k}"
 
 
 def _json_safe(v):
