@@ -68,6 +68,7 @@ def test_default_bundle_is_the_export_of_the_committed_checkpoints() -> None:
         assert c["path"].startswith("export/checkpoints/"), (kind, c["path"])
         assert load_weights(REPO / c["path"])["sha256"] == c["sha256"], f"{c['path']} changed since the export"
     _onnx_matches_torch(DEFAULT_BUNDLE)
+    assert (DEFAULT_BUNDLE / "README.md").read_text() == (REPO / "export" / "MODEL_CARD.md").read_text()
 
 
 def _onnx_matches_torch(path: Path) -> None:
