@@ -16,7 +16,7 @@ lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# The default bundle from scratch: corpus -> training -> evaluation -> export (about 2.5 h on 2 CPU cores).
+# The default bundle from scratch: corpus -> training -> evaluation -> export (about 5 h on 2 CPU cores).
 # `make export` alone re-exports runtime/assets/default from the committed export/checkpoints (about a minute).
 CKPT := export/checkpoints
 EVAL := runs/eval

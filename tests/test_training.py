@@ -110,18 +110,10 @@ def test_upper_body_is_conditioned_on_the_lower_body_result(tiny_corpus: Path, t
 
 
 def test_training_lowers_the_loss_resumes_and_describes_itself(tiny_corpus: Path, tmp_path: Path) -> None:
-    exp = load_experiment(_config(tmp_path, tiny_corpus, "face"))
-    trainer = Trainer(exp)
-
-    def loss() -> float:  # the EMA model on fixed training windows, fixed diffusion steps and noise
-        with torch.random.fork_rng(), torch.no_grad():
-            torch.manual_seed(0)
-            batches = trainer.data.fixed_batches(3, 48, torch.Generator().manual_seed(0))
-            return float(np.mean([trainer.ema(b)[0].item() for b in batches]))
-
-    before = loss()
+    trainer = Trainer(load_experiment(_config(tmp_path, tiny_corpus, "face")))
+    before = _fixed_loss(trainer)
     path = trainer.fit()
-    assert loss() < 0.7 * before
+    assert _fixed_loss(trainer) < 0.7 * before
     ckpt = load_weights(path)
     assert ckpt["kind"] == "face" and ckpt["model_config"]["face"]["dim"] == 32
     assert set(ckpt["meta"]) >= {"stats", "skeleton", "layout", "styles", "data", "train"}
@@ -131,6 +123,40 @@ def test_training_lowers_the_loss_resumes_and_describes_itself(tiny_corpus: Path
     resumed.fit()
     rows = (tmp_path / "face" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and rows[-1].startswith("50,")
+
+
+def test_body_training_lowers_the_loss(tiny_corpus: Path, tmp_path: Path) -> None:
+    trainer = Trainer(load_experiment(_config(tmp_path, tiny_corpus, "body")))
+    before = _fixed_loss(trainer)
+    trainer.fit()
+    assert _fixed_loss(trainer) < 0.7 * before
+
+
+def test_lip_fine_tuning_trains_the_denoiser_on_the_speaker_and_swaps_it_in(tiny_corpus: Path, tmp_path: Path) -> None:
+    base = Trainer(load_experiment(_config(tmp_path, tiny_corpus, "face", steps=4))).fit()
+    config = yaml.safe_load(_config(tmp_path, tiny_corpus, "face", steps=4, out=str(tmp_path / "lip")).read_text())
+    config["data"]["subset"] = "lip"
+    config["finetune"] = {"init": str(base), "loss_channels": "lip", "train_only": "denoiser",
+                          "swap_into": str(base), "anchor": 1.0}  # fmt: skip
+    (tmp_path / "lip.yaml").write_text(yaml.safe_dump(config))
+    trainer = Trainer(load_experiment(tmp_path / "lip.yaml"))
+    assert trainer.anchor is not None and trainer.anchor.seqs[0].body is not None  # dialogue windows anchor it
+    batch = trainer.data.batch(8, 24, torch.Generator().manual_seed(0))
+    assert (batch["x0"].std(dim=1).amax(dim=-1) > 0.1).all()  # every target is the speaking A, never B's blank face
+    swapped, tuned, start = [
+        load_weights(p)["state_dict"] for p in (trainer.fit(), tmp_path / "lip" / "lip_unswapped.pt", base)
+    ]
+    for name, value in swapped.items():
+        assert torch.equal(value, (tuned if name.startswith("face.backbone.") else start)[name]), name
+    assert any(not torch.equal(tuned[n], start[n]) for n in tuned if n.startswith("face.backbone."))
+
+
+def _fixed_loss(trainer: Trainer) -> float:
+    """The EMA model's loss on fixed training windows, fixed diffusion steps and noise."""
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        batches = trainer.data.fixed_batches(3, 48, torch.Generator().manual_seed(0))
+        return float(np.mean([trainer.ema(b)[0].item() for b in batches]))
 
 
 def test_denoiser_swap_keeps_every_other_weight(tiny_corpus: Path, tmp_path: Path) -> None:
