@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.constants import FPS, SAMPLE_RATE
+from runtime.reporting import cpu_model
 from runtime.stream import SessionSettings
 from runtime.wav import read_audio
 
@@ -138,12 +139,7 @@ def cpu_seconds(pid: int | str = "self") -> float:
 # ---------------------------------------------------------------------------------------------------- machine
 def machine(backends: list[str]) -> dict:
     """CPU model, cores, memory, GPU, library versions, ONNX Runtime providers, load average."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         mem = _meminfo_gb()
     except (OSError, KeyError, ValueError):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.compute import STAGES
+from runtime.reporting import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -18,19 +19,6 @@ RTF_AIM, LOOKAHEAD_AIM_MS = 0.1, 100.0  # DESIGN 11: the whole pipeline on this 
 PEERS = (("LDA body, 150-step DDPM (as shipped)", 80.0), ("LDA, position bias cached", 6.9),
          ("DiffSHEG face + gesture, DDIM 25", 2.4), ("DiffSpeaker face (vocaset), DDIM 50", 0.72),
          ("FaceFormer face (vocaset), autoregressive", 0.35), ("CAMDM locomotion, 4-step", 0.12))  # fmt: skip
-
-
-def json_safe(v):
-    """numpy scalars -> Python, NaN/inf -> None (strict JSON)."""
-    if isinstance(v, dict):
-        return {str(k): json_safe(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [json_safe(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v
 
 
 def find_row(rows: list[dict], setting: dict, **kw) -> dict | None:

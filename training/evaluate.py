@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
+from runtime.reporting import cpu_model, json_safe
 from runtime.stream import SessionSettings
 from runtime.wav import read_audio
 from training.checkpoint import load_weights
@@ -245,16 +246,6 @@ def _steps(m: ad.CheckpointModel, k: int) -> str:
     return "one pass" if any(t.exp.train.regression for t in m.tasks.values()) else f"K{k}"
 
 
-def _json_safe(v):
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, float | np.floating):
-        return float(v) if np.isfinite(v) else None
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def markdown(report: dict) -> str:
     columns = FACE_COLUMNS if report["model"] == "face" else BODY_COLUMNS
     m, s = report["machine"], report["settings"]
@@ -278,14 +269,9 @@ def markdown(report: dict) -> str:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform()}  # fmt: skip
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "platform": platform.platform()}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -402,7 +388,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "definitions": fm.DEFINITIONS if args.model == "face" else bm.DEFINITIONS,
         "elapsed_seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
-    report = _json_safe(report)
+    report = json_safe(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"eval_{args.model}.json").write_text(json.dumps(report, indent=1))
     (args.out / f"eval_{args.model}.md").write_text(markdown(report))
