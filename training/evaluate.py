@@ -144,12 +144,8 @@ def evaluate_face(model: ad.CheckpointModel, baselines: list[ad.CheckpointModel]
 
     sources: list[tuple[str, str, Callable[[int, Clip], np.ndarray]]] = [
         ("ground truth", "reference", lambda i, c: c.seq.face),
-        (f"{model.bundle.name} streaming (B{s.block} L{s.lookahead} C{s.context} K{k})", "streaming", streamed(model)),
-        (f"{model.bundle.name} offline (K{k})", "offline", offline(model)),
-    ]  # fmt: skip
-    sources += [(f"{m.bundle.name} offline ({_steps(m, k)})", "offline", offline(m)) for m in baselines]
-    if bundle is not None:
-        sources.append((f"bundle {bundle.bundle.name} streaming (K{k})", "streaming", streamed(bundle)))
+        *_learned_rows(model, baselines, bundle, s, streamed, offline),
+    ]
     sources += [("mean face", "baseline", lambda i, c: ad.mean_face(model, c.n)),
                 ("audio-energy jaw", "baseline", lambda i, c: ad.energy_jaw(model, c.seq.mel))]  # fmt: skip
     rows = []
@@ -202,12 +198,8 @@ def evaluate_body(model: ad.CheckpointModel, baselines: list[ad.CheckpointModel]
 
     sources: list[tuple[str, str, Callable[[int, Clip], list[bm.Pair]] | None]] = [
         ("ground truth", "reference", None),
-        (f"{model.bundle.name} streaming (B{s.block} L{s.lookahead} C{s.context} K{k})", "streaming", streamed(model)),
-        (f"{model.bundle.name} offline (K{k})", "offline", offline(model)),
-    ]  # fmt: skip
-    sources += [(f"{m.bundle.name} offline ({_steps(m, k)})", "offline", offline(m)) for m in baselines]
-    if bundle is not None:
-        sources.append((f"bundle {bundle.bundle.name} streaming (K{k})", "streaming", streamed(bundle)))
+        *_learned_rows(model, baselines, bundle, s, streamed, offline),
+    ]
     sources += [("mean pose", "baseline", lambda i, c: [bm.pair_from_features(model.poser, ad.mean_pose(model, c.n),
                                                                               c.placement)] * n),
                 ("random real clip", "baseline",
@@ -241,9 +233,18 @@ def _fmt(v) -> str:
     return str(v) if isinstance(v, int) else f"{v:.4g}"
 
 
-def _steps(m: ad.CheckpointModel, k: int) -> str:
-    """How a checkpoint samples: K DDIM steps, or one pass for a regression model."""
-    return "one pass" if any(t.exp.train.regression for t in m.tasks.values()) else f"K{k}"
+def _learned_rows(model, baselines, bundle, s: SessionSettings, streamed: Callable, offline: Callable) -> list:
+    """(name, mode, source) of the model streamed and offline, each baseline checkpoint offline (K steps, or one
+    pass for a regression model), and the bundle streamed."""
+    k = s.steps
+    rows = [(f"{model.bundle.name} streaming (B{s.block} L{s.lookahead} C{s.context} K{k})", "streaming",
+             streamed(model)), (f"{model.bundle.name} offline (K{k})", "offline", offline(model))]  # fmt: skip
+    for m in baselines:
+        steps = "one pass" if any(t.exp.train.regression for t in m.tasks.values()) else f"K{k}"
+        rows.append((f"{m.bundle.name} offline ({steps})", "offline", offline(m)))
+    if bundle is not None:
+        rows.append((f"bundle {bundle.bundle.name} streaming (K{k})", "streaming", streamed(bundle)))
+    return rows
 
 
 def markdown(report: dict) -> str:

@@ -23,6 +23,7 @@ import torch
 from runtime.arkit import INDEX
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
 from runtime.frames import Frames
+from runtime.model import Model
 from runtime.motion import MotionLayout
 from runtime.posing import Poser
 from runtime.skeleton import Skeleton
@@ -74,13 +75,8 @@ class CheckpointModel:
         self.bundle = BundleInfo(name or "+".join(self.tasks), list(meta["styles"]))
         self.timings: dict[str, list[float]] = defaultdict(list)
 
-    def normalise(self, name: str, x: np.ndarray) -> np.ndarray:
-        mean, std = self.stats[name]
-        return ((x - mean) / std).astype(np.float32)
-
-    def denormalise(self, name: str, x: np.ndarray) -> np.ndarray:
-        mean, std = self.stats[name]
-        return (x * std + mean).astype(np.float32)
+    normalise = Model.normalise  # the same arithmetic over the same ``stats`` layout as the runtime's
+    denormalise = Model.denormalise
 
     def sample(self, model: str, noise: np.ndarray, conditions: dict[str, np.ndarray], steps: int) -> np.ndarray:
         """Deterministic DDIM in ``steps`` steps from ``noise`` (B, T, D) -> x0 (normalised), as ``Model.sample``."""
