@@ -1,4 +1,4 @@
-"""Time ``runtime.bvh.read_bvh`` on a synthetic 10-minute 120 fps take (the brief: well under a second).
+"""Time ``runtime.formats.bvh.read_bvh`` on a synthetic 10-minute 120 fps take (the brief: well under a second).
 
 The take: a 63-joint humanoid (hips with 6 channels, the rest 3, ZXY; 192 values per frame), 72,000 frames of
 smooth random motion written "%.6f" by ``write_bvh``: 142 MB of text, 13.8 M numbers. Prints the best of 3 reads.
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.bvh import BvhClip, read_bvh, write_bvh
-from runtime.skeleton import Skeleton
+from runtime.formats.bvh import read_bvh, write_bvh
+from runtime.motion.clip import BvhClip
+from runtime.motion.skeleton import Skeleton
 
 log = logging.getLogger("bvh_parse")
 

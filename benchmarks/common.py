@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.reporting import cpu_model
-from runtime.stream import SessionSettings
-from runtime.wav import read_audio
+from runtime.engine.settings import SessionSettings
+from runtime.formats.wav import read_audio
+from training.reporting import cpu_model
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SPEECH = REPO.parent / "shared" / "external" / "pyannote-dialogue"  # 30 s two-person mixes (pyannote tests)
 DEMO_AUDIO = REPO / "runtime" / "assets" / "demo"  # 20 s per speaker, always shipped
-CHUNK_MS = 40.0  # a microphone client's chunk (A2F sends ~35 ms; runtime.client.replay_wavs uses 40 ms)
+CHUNK_MS = 40.0  # a microphone client's chunk (A2F sends ~35 ms; runtime.serving.client.replay_wavs uses 40 ms)
 PACKAGES = ("numpy", "scipy", "onnxruntime", "onnxruntime-gpu", "tensorrt", "grpcio", "protobuf", "soxr", "torch",
             "matplotlib")  # fmt: skip
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from benchmarks.common import CHUNK_MS, Setting, stats_ms
 from runtime.constants import SAMPLE_RATE
-from runtime.model import MODELS, Model
-from runtime.stream import Engine
+from runtime.engine.stream import Engine
+from runtime.model.model import MODELS, Model
 
 log = logging.getLogger(__name__)
 

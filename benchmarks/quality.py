@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks.common import REPO, Setting
 from runtime.constants import ACTIONS
-from runtime.model import Model
+from runtime.model.model import Model
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Section 4: the same networks sampled the way offline peers sample, timed beside our K-step streaming sampler.
 
-- ``ddim50``: deterministic DDIM, 50 steps (DiffSpeaker's ``num_inference_timesteps``), ``runtime.sampling.sample_ddim``
-- ``ddpm150``: ancestral DDPM, 150 respaced steps (LDA's schedule length), ``runtime.sampling.sample_ddpm``
+- ``ddim50``: deterministic DDIM, 50 steps (DiffSpeaker's ``num_inference_timesteps``),
+  ``runtime.model.sampling.sample_ddim``
+- ``ddpm150``: ancestral DDPM, 150 respaced steps (LDA's schedule length), ``runtime.model.sampling.sample_ddpm``
 
 both over each bundle's per-step graph (``<model>_step``), for the three models a block needs (body lower, body
 upper, both faces as a batch of 2). Two comparisons, both of sampling compute only (features and posing excluded):
@@ -24,8 +25,8 @@ import numpy as np
 
 from benchmarks.common import Setting
 from runtime.constants import FPS
-from runtime.model import MODELS, Model
-from runtime.sampling import sample_ddim, sample_ddpm
+from runtime.model.model import MODELS, Model
+from runtime.model.sampling import sample_ddim, sample_ddpm
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.compute import STAGES
-from runtime.reporting import json_safe
+from training.reporting import json_safe
 
 log = logging.getLogger(__name__)
 

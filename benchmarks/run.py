@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from benchmarks import compute, quality, reference, report, scaling, streaming
 from benchmarks.common import Setting, cross, grid, load_pair, machine
 from benchmarks.server_process import ServerProcess
-from runtime.backends import BACKENDS, BackendUnavailable
-from runtime.model import DEFAULT_BUNDLE, Model
+from runtime.model.backends import BACKENDS, BackendUnavailable
+from runtime.model.model import DEFAULT_BUNDLE, Model
 
 log = logging.getLogger("benchmarks")
 
@@ -68,7 +68,7 @@ QUICK = Plan([1, 4], None, None, 4.0, 2, 1.0, 15.0, 1, 8.0, 2)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle (default: %(default)s)")
-    ap.add_argument("--backend", nargs="+", choices=[b for b in BACKENDS if b != "auto"],
+    ap.add_argument("--backend", nargs="+", choices=[*(b for b in BACKENDS if b != "auto"), "torch"],
                     help=f"backends to measure (default: every one of {', '.join(SERVING_BACKENDS)} that works here; "
                          "--quick: the first)")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="CI smoke run, under 2 minutes")
@@ -100,9 +100,11 @@ def load_models(bundle: Path, names: list[str], threads: int, first_only: bool) 
     models, skipped = {}, {}
     for name in names:
         try:
+            if name == "torch":
+                import export.torch_backend  # noqa: F401 - registers the torch reference (training extra)
             models[name] = Model.load(bundle, backend=name, threads=threads)
             models[name].warm_up(frames=8, steps=1)  # a backend may fail only when a graph is built
-        except BackendUnavailable as e:
+        except (BackendUnavailable, ImportError) as e:
             skipped[name] = str(e)
             log.info("backend %s skipped: %s", name, e)
             continue

@@ -25,10 +25,10 @@ import numpy as np
 from benchmarks.common import Setting
 from benchmarks.server_process import ServerProcess
 from benchmarks.streaming import analyse, grpc_session, options
-from runtime.client import AsyncClient
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.frames import Frames
-from runtime.stream import Event
+from runtime.engine.frames import Frames
+from runtime.engine.settings import Event
+from runtime.serving.client import AsyncClient
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmarks.common import CHUNK_MS, Setting, stats_ms
-from runtime.api import SessionOptions
-from runtime.audio import n_output_frames, samples_needed_for_frame
-from runtime.client import AsyncClient
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.frames import Frames
-from runtime.model import Model
-from runtime.stream import Engine, Event
+from runtime.engine.audio import n_output_frames, samples_needed_for_frame
+from runtime.engine.frames import Frames
+from runtime.engine.settings import Event
+from runtime.engine.stream import Engine
+from runtime.model.model import Model
+from runtime.serving.api import SessionOptions
+from runtime.serving.client import AsyncClient
 
 log = logging.getLogger(__name__)
 

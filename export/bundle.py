@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from runtime import __version__
-from runtime.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
-from runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, feature_settings, load_bundle, sha256_file
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.sampling import Schedule
+from runtime.formats.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
+from runtime.model.bundle import FORMAT, FORMAT_VERSION, MANIFEST, feature_settings, load_bundle, sha256_file
+from runtime.model.sampling import Schedule
 
 log = logging.getLogger(__name__)
 

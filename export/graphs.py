@@ -1,6 +1,6 @@
 """The torch modules that become bundle graphs: one denoiser step, or the whole K-step sampler unrolled.
 
-Both run the *runtime's* sampler maths (``runtime.sampling.sample_ddim``) on torch tensors, so the unrolled ONNX
+Both run the *runtime's* sampler maths (``runtime.model.sampling.sample_ddim``) on torch tensors, so the unrolled ONNX
 graph is the same loop the runtime uses over the step graph (STYLE 2), traced once. The torch backend
 (``export.torch_backend``) runs these same modules as the reference.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runtime.sampling import Schedule, sample_ddim
+from runtime.model.sampling import Schedule, sample_ddim
 
 # Condition inputs of each model, in graph input order (after x/t for step graphs, after noise for unrolled ones).
 CONDITIONS: dict[str, tuple[str, ...]] = {

@@ -23,8 +23,8 @@ import torch
 from onnx import external_data_helper, numpy_helper
 
 from export.graphs import INT_INPUTS, StepGraph, UnrolledGraph, example_inputs
-from runtime.backends import Signature, TensorSpec
-from runtime.sampling import Schedule
+from runtime.model.backends import Signature, TensorSpec
+from runtime.model.sampling import Schedule
 from training.checkpoint import load_weights
 from training.models import KINDS, build_nets
 

@@ -1,9 +1,9 @@
 """The torch reference backend: runs the checkpoints a bundle was exported from, behind the runtime's Graph API.
 
-``create_backend("torch")`` returns this (training extra needed). For a graph file of a bundle it reads the
-manifest beside it, finds which model and kind (step / unrolled K) the graph is and which checkpoint it came from
-(``provenance.checkpoints``), and runs the very modules ``export.onnx`` traced (``export.graphs``). The contract
-test compares it with ONNX Runtime and TensorRT on the same inputs.
+Importing this module registers it: ``create_backend("torch")`` then returns it (training extra needed). For a graph
+file of a bundle it reads the manifest beside it, finds which model and kind (step / unrolled K) the graph is and which
+checkpoint it came from (``provenance.checkpoints``), and runs the very modules ``export.onnx`` traced
+(``export.graphs``). The contract test compares it with ONNX Runtime and TensorRT on the same inputs.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from export.graphs import StepGraph, UnrolledGraph
-from runtime.backends import Signature
-from runtime.bundle import MANIFEST
-from runtime.sampling import Schedule
+from runtime.model.backends import Signature, register_backend
+from runtime.model.bundle import MANIFEST
+from runtime.model.sampling import Schedule
 
 KIND_OF_MODEL = {"face": "face", "body_lower": "body", "body_upper": "body", "body_single": "body_single"}
 
@@ -73,3 +73,6 @@ class TorchBackend:
             s = manifest["schedule"]
             module = UnrolledGraph(net, entry["model"], Schedule(s["n_train_steps"], s["offset"]), int(entry["steps"]))
         return TorchGraph(module, path.stem, signature)
+
+
+register_backend("torch", lambda threads=1, cache_dir=None: TorchBackend(threads=threads))

@@ -17,11 +17,11 @@ import torch
 
 from export.bundle import write_bundle
 from export.onnx import export_model
-from runtime.arkit import N_BLENDSHAPES
 from runtime.constants import N_MELS
-from runtime.motion import MotionLayout
-from runtime.posing import Poser
-from runtime.sampling import Schedule
+from runtime.formats.arkit import N_BLENDSHAPES
+from runtime.model.sampling import Schedule
+from runtime.motion.posing import Poser
+from runtime.motion.root import MotionLayout
 from training.checkpoint import save_weights
 from training.data.skeleton_def import make_skeleton
 from training.models import build_nets

@@ -1,4 +1,4 @@
-"""Generate the Python gRPC stubs from protos/ into runtime/protos/ (committed; tests/test_protos.py checks they
+"""Generate the Python gRPC stubs from protos/ into runtime/serving/protos/ (committed; tests/test_protos.py checks they
 are current). Run: ``.venv/bin/python scripts/gen_protos.py``.
 
 grpc_tools writes ``from interact.v1 import interact_pb2``; we rewrite that one import to a relative one so the stubs
@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROTO_ROOT = REPO / "protos"
-OUT = REPO / "runtime" / "protos"
+OUT = REPO / "runtime" / "serving" / "protos"
 
 
 def generate(out: Path) -> list[Path]:

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from runtime.constants import SAMPLE_RATE  # noqa: E402
-from runtime.wav import write_wav  # noqa: E402
+from runtime.formats.wav import write_wav  # noqa: E402
 
 OUT = REPO / "runtime" / "assets" / "demo"
 log = logging.getLogger("make_demo_audio")

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.api import ControlChange
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.frames import Frames
-from runtime.model import Model
-from runtime.server import ServerConfig, ServerThread
-from runtime.stream import Engine, SessionSettings
-from runtime.wav import write_wav
+from runtime.engine.frames import Frames
+from runtime.engine.settings import SessionSettings
+from runtime.engine.stream import Engine
+from runtime.formats.wav import write_wav
+from runtime.model.model import Model
+from runtime.serving.api import ControlChange
+from runtime.serving.server import ServerConfig, ServerThread
 
 _MODELS: dict[Path, Model] = {}
 _REFERENCES: dict[tuple, Frames] = {}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.bvh import BvhClip, read_bvh
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
-from runtime.skeleton import Skeleton
+from runtime.formats.bvh import read_bvh
+from runtime.motion.clip import BvhClip
+from runtime.motion.skeleton import Skeleton
 from training.data.actions import (
     MIN_SEGMENT_S,
     hips_index,
@@ -134,7 +135,7 @@ def _silent_dialogue(seconds: float) -> Dialogue:
 
 def test_agrees_with_the_synthetic_ground_truth(tmp_path) -> None:
     """Three minutes of two people (fixed seed), labelled from the BVH hips alone: >= 97 % of frames agree."""
-    from runtime import bvh
+    from runtime.formats import bvh
 
     pair = generate_pair(_silent_dialogue(180.0), np.random.default_rng(2024))
     for i, person in enumerate(pair.people):

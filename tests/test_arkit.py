@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime import arkit
+from runtime.formats import arkit
 
 
 def test_names() -> None:

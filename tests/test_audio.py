@@ -1,4 +1,4 @@
-"""runtime/audio.py: the frame rule, librosa parity, streaming == offline for any chunking, the resampler."""
+"""runtime/engine/audio.py: the frame rule, librosa parity, streaming == offline for any chunking, the resampler."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soxr
 
-from runtime.audio import (
+from runtime.constants import HOP_LENGTH, LOG_FLOOR, N_MELS, WIN_LENGTH
+from runtime.engine.audio import (
     MEL_FILTERS_PATH,
     StreamingMel,
     StreamingResampler,
@@ -22,8 +23,7 @@ from runtime.audio import (
     n_output_frames,
     samples_needed_for_frame,
 )
-from runtime.constants import HOP_LENGTH, LOG_FLOOR, N_MELS, WIN_LENGTH
-from runtime.wav import read_audio
+from runtime.formats.wav import read_audio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,9 @@ def test_mel_filters_asset_equals_librosa() -> None:
 
 
 def test_runtime_audio_imports_neither_librosa_nor_torch() -> None:
-    code = "import sys, runtime.audio; bad = {'librosa', 'torch', 'soxr'} & set(sys.modules); assert not bad, bad"
+    code = (
+        "import sys, runtime.engine.audio; bad = {'librosa', 'torch', 'soxr'} & set(sys.modules); assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

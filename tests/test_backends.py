@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.backends import BACKENDS, BackendUnavailable, create_backend
-from runtime.bundle import load_bundle
+from runtime.model.backends import BACKENDS, BackendUnavailable, create_backend
+from runtime.model.bundle import load_bundle
 
 TOLERANCE = {"ort-cpu": 1e-5, "torch": 1e-4, "ort-cuda": 1e-3, "ort-trt": 2e-2, "trt": 2e-2}  # fp16 engines
 
@@ -33,11 +33,19 @@ def _feed(bundle, name: str, frames: int = 21) -> dict[str, np.ndarray]:
     return feed
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "auto"])
+def _create(name: str):
+    """The backend ``name``; the torch reference is registered by importing it from export/ (DESIGN 1)."""
+    if name == "torch":
+        pytest.importorskip("torch", reason="the torch reference backend needs the training extra")
+        import export.torch_backend  # noqa: F401 - registers "torch"
+    return create_backend(name)
+
+
+@pytest.mark.parametrize("backend", [*(b for b in BACKENDS if b != "auto"), "torch"])
 @pytest.mark.parametrize("graph", ["face_step", "body_upper_k4"])
 def test_backend_contract(backend: str, graph: str, untrained_bundle: Path) -> None:
     try:
-        engine = create_backend(backend)
+        engine = _create(backend)
     except BackendUnavailable as e:
         pytest.skip(f"{backend} not available here: {e}")
     reference = load_bundle(untrained_bundle, backend="ort-cpu")
@@ -61,7 +69,7 @@ def test_unknown_backend_is_named() -> None:
 
 def test_tensorrt_reports_why_it_cannot_run() -> None:
     pytest.importorskip("cuda.bindings", reason="cuda-bindings (dev extra) is needed to reach the GPU check")
-    from runtime.backends.trt import gpu_name
+    from runtime.model.backends.trt import gpu_name
 
     try:
         name = gpu_name()
@@ -74,7 +82,7 @@ def test_tensorrt_reports_why_it_cannot_run() -> None:
 
 
 def test_engine_cache_key(tmp_path: Path) -> None:
-    from runtime.backends.trt import engine_path
+    from runtime.model.backends.trt import engine_path
 
     onnx = tmp_path / "face_step.onnx"
     onnx.write_bytes(b"graph-v1")

@@ -113,7 +113,7 @@ def test_latency_definitions_on_a_synthetic_replay() -> None:
     _importable()
     from benchmarks.common import Setting
     from benchmarks.streaming import CHUNK, Replay, analyse
-    from runtime.audio import samples_needed_for_frame
+    from runtime.engine.audio import samples_needed_for_frame
 
     setting = Setting(steps=4, block=6, lookahead=3, context=24)
     rep = Replay(start=100.0, samples=32_000)  # 2 s per speaker: 60 frames

@@ -8,8 +8,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
-from runtime.kinematics import Pose, clip_pose, local_quats
-from runtime.motion import MotionLayout
+from runtime.motion.kinematics import Pose, clip_pose, local_quats
+from runtime.motion.root import MotionLayout
 from training.data.bodies import generate_pair
 from training.data.dialogue import Dialogue, SpeechTrack, Utterance
 from training.data.skeleton_def import FINGERS, make_skeleton, rest_positions
@@ -278,9 +278,9 @@ def test_listeners_nod_after_the_partner_finishes(monologue) -> None:
 
 
 def test_bvh_round_trip(tmp_path, pair) -> None:
-    bvh = pytest.importorskip("runtime.bvh", reason="runtime.bvh not written yet")
+    bvh = pytest.importorskip("runtime.formats.bvh", reason="runtime.formats.bvh not written yet")
     if not hasattr(bvh, "write_bvh"):
-        pytest.skip("runtime.bvh.write_bvh not written yet")
+        pytest.skip("runtime.formats.bvh.write_bvh not written yet")
     clip = pair.people[0].clip
     path = tmp_path / "a.bvh"
     bvh.write_bvh(path, clip)

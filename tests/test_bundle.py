@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bundle import MANIFEST, BundleError, load_bundle
+from runtime.model.bundle import MANIFEST, BundleError, load_bundle
 
 
 @pytest.fixture
@@ -99,8 +99,9 @@ class NoTorch:  # any 'import torch' now fails, as on a machine without it
 
 sys.meta_path.insert(0, NoTorch())
 import numpy as np
-from runtime.model import Model
-from runtime.stream import Engine, SessionSettings
+from runtime.model.model import Model
+from runtime.engine.stream import Engine
+from runtime.engine.settings import SessionSettings
 engine = Engine(Model.load({str(bundle_copy)!r}), SessionSettings(seed=3))
 tone = (0.1 * np.sin(np.arange(16000) / 10)).astype(np.float32)
 engine.push_audio(0, tone); engine.push_audio(1, tone[::-1].copy())

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime import bvh_numbers
-from runtime.bvh import BvhClip, BvhError, read_bvh, resample, write_bvh
-from runtime.skeleton import Skeleton
+from runtime.formats import bvh_numbers
+from runtime.formats.bvh import BvhError, read_bvh, resample, write_bvh
+from runtime.motion.clip import BvhClip
+from runtime.motion.skeleton import Skeleton
 
 BANDAI_FRAMES = {"dataset-1_bye_normal_001.bvh": 111, "dataset-1_guide_normal_001.bvh": 86,
                  "dataset-1_respond_normal_001.bvh": 106}  # fmt: skip

@@ -1,5 +1,5 @@
-"""runtime/client.py and runtime/convert.py: round trips of every conversion, the sync and async clients against a
-real server on port 0, WAV replay (mono pair, stereo file, wall-clock pace), connecting with backoff."""
+"""runtime/serving/client.py and runtime/serving/convert.py: round trips of every conversion, the sync and async clients
+against a real server on port 0, WAV replay (mono pair, stereo file, wall-clock pace), connecting with backoff."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 from serving import config, max_diff, speechlike, write_pair
 
-from runtime.api import AudioFormat, ControlChange, SessionOptions, SessionStatus
-from runtime.client import AsyncClient, Client
 from runtime.constants import SAMPLE_RATE
-from runtime.convert import (
+from runtime.engine.frames import Frames, PersonFrames, StreamInfo
+from runtime.engine.settings import Event
+from runtime.formats.wav import write_wav
+from runtime.motion.skeleton import Skeleton
+from runtime.serving.api import AudioFormat, ControlChange, SessionOptions, SessionStatus
+from runtime.serving.client import AsyncClient, Client
+from runtime.serving.convert import (
     control_from_proto,
     control_to_proto,
     decode_audio,
@@ -31,12 +35,8 @@ from runtime.convert import (
     status_from_proto,
     status_to_proto,
 )
-from runtime.frames import Frames, PersonFrames, StreamInfo
-from runtime.protos.interact.v1 import interact_pb2 as pb
-from runtime.server import ServerThread
-from runtime.skeleton import Skeleton
-from runtime.stream import Event
-from runtime.wav import write_wav
+from runtime.serving.protos.interact.v1 import interact_pb2 as pb
+from runtime.serving.server import ServerThread
 
 STYLES = ["actor_001", "actor_002"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from runtime.stream import SessionSettings
+from runtime.engine.settings import SessionSettings
 from training import evaluate
 from training.checkpoint import load_weights
 from training.data.windows import Corpus

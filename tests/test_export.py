@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+import export.torch_backend  # noqa: F401 - registers the "torch" reference backend
 from export.onnx import main as export_main
-from runtime.audio import log_mel
-from runtime.bundle import load_bundle
-from runtime.model import DEFAULT_BUNDLE, Model
-from runtime.wav import read_audio
+from runtime.engine.audio import log_mel
+from runtime.formats.wav import read_audio
+from runtime.model.bundle import load_bundle
+from runtime.model.model import DEFAULT_BUNDLE, Model
 from training.checkpoint import load_weights, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_unrolled_graph_equals_runtime_sampler_over_step_graph(model: str, untra
     noise = np.random.default_rng(1).standard_normal((batch, frames, m._width(model))).astype(np.float32)
     unrolled = m.bundle.graph(f"{model}_k4").run({"noise": noise, **cond})["x0"]
     step = m.bundle.graph(f"{model}_step")
-    from runtime.sampling import sample_ddim
+    from runtime.model.sampling import sample_ddim
 
     looped = sample_ddim(
         lambda x, t: step.run({"x": x, "t": np.full(batch, t, np.int64), **cond})["x0"],

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.arkit import ARKIT_NAMES, INDEX
 from runtime.constants import FPS
+from runtime.formats.arkit import ARKIT_NAMES, INDEX
 from training.data.dialogue import Phone
 from training.data.faces import (
     EMOTIONS,

@@ -20,16 +20,16 @@ import numpy as np
 import pytest
 from serving import assert_valid, max_diff, model_for, reference, running, speechlike, write_pair
 
-from runtime.api import AudioFormat, SessionOptions
-from runtime.client import AsyncClient
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.convert import options_to_proto, session_settings
-from runtime.frames import Frames
-from runtime.outbox import Outbox
-from runtime.protos.interact.v1 import interact_pb2 as pb
-from runtime.protos.interact.v1 import interact_pb2_grpc as pb_grpc
-from runtime.session import Session, SessionLimits
-from runtime.wav import read_audio
+from runtime.engine.frames import Frames
+from runtime.formats.wav import read_audio
+from runtime.serving.api import AudioFormat, SessionOptions
+from runtime.serving.client import AsyncClient
+from runtime.serving.convert import options_to_proto, session_settings
+from runtime.serving.outbox import Outbox
+from runtime.serving.protos.interact.v1 import interact_pb2 as pb
+from runtime.serving.protos.interact.v1 import interact_pb2_grpc as pb_grpc
+from runtime.serving.session import Session, SessionLimits
 
 SEED = 7
 INVALID, ORDER = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION
@@ -190,7 +190,7 @@ def test_vanishing_clients_are_cleaned_up(server, untrained_bundle: Path, tmp_pa
     before = sum(ended.values())  # if gRPC delivers the closed connection as a half-close first
     doomed = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import asyncio, numpy as np
-        from runtime.client import AsyncClient
+        from runtime.serving.client import AsyncClient
         async def main():
             async with AsyncClient("127.0.0.1:{server.port}") as c:
                 s = await c.open()

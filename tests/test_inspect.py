@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.inspect import main
-from runtime.wav import write_wav
+from runtime.apps.inspect import main
+from runtime.formats.wav import write_wav
 
 
 def test_real_files(external: Path, capsys) -> None:

@@ -1,4 +1,4 @@
-"""runtime/livelink_csv.py: the two real takes, both timecode conventions, 60 -> 30 fps, round trip, errors."""
+"""runtime/formats/livelink_csv.py: the two real takes, both timecode conventions, 60 -> 30 fps, round trip, errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.arkit import ARKIT_NAMES, INDEX, LIVELINK_NAMES, LIVELINK_ROTATIONS, pascal
-from runtime.livelink_csv import (
+from runtime.formats.arkit import ARKIT_NAMES, INDEX, LIVELINK_NAMES, LIVELINK_ROTATIONS, pascal
+from runtime.formats.livelink_csv import (
     FaceTake,
     LiveLinkCsvError,
     format_timecode,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime.arkit import INDEX, N_BLENDSHAPES
 from runtime.constants import FPS
-from runtime.motion import MotionLayout
-from runtime.skeleton import Skeleton
+from runtime.formats.arkit import INDEX, N_BLENDSHAPES
+from runtime.motion.root import MotionLayout
+from runtime.motion.skeleton import Skeleton
 from training.data.actions import STAND
 from training.data.dialogue import Phone
 from training.metrics import body as bm

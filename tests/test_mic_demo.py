@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime import mic_demo
-from runtime.bvh import read_bvh
-from runtime.live_view import LiveState, Snapshot, bar, render_panel
-from runtime.livelink_csv import read_livelink_csv
-from runtime.mic_runner import END, Chunk, LocalRunner
-from runtime.wav import read_audio, write_wav
+from runtime.apps import mic_demo
+from runtime.apps.live_view import LiveState, Snapshot, bar, render_panel
+from runtime.apps.mic_runner import END, Chunk, LocalRunner
+from runtime.formats.bvh import read_bvh
+from runtime.formats.livelink_csv import read_livelink_csv
+from runtime.formats.wav import read_audio, write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_make_demo_command_headless(untrained_bundle: Path, tmp_path: Path) -> N
 
 
 def test_server_mode_records_the_session(wavs, untrained_bundle: Path, tmp_path: Path) -> None:
-    from runtime.server import ServerConfig, ServerThread
+    from runtime.serving.server import ServerConfig, ServerThread
 
     with ServerThread(ServerConfig(bundle=untrained_bundle, host="127.0.0.1", port=0, backend="ort-cpu")) as srv:
         rc = mic_demo.main(["--wav", str(wavs[0]), str(wavs[1]), "--server", f"127.0.0.1:{srv.port}",
@@ -147,7 +147,7 @@ def test_wav_replay_keeps_wall_clock_pace() -> None:
 
 def test_device_rate_audio_is_resampled_to_16k(untrained_bundle: Path) -> None:
     """A 48 kHz microphone's chunks become 16 kHz audio, cut at --seconds, then flushed to ceil(s x 30) frames."""
-    from runtime.model import Model
+    from runtime.model.model import Model
     from runtime.sinks.files import RecordingSink
 
     args = argparse.Namespace(seconds=1.5, block=None, lookahead=None, steps=None, seed=0)

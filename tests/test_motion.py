@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime import kinematics, motion
-from runtime.bvh import BvhClip, read_bvh
-from runtime.motion import MotionLayout, clip_to_features, features_to_clip, integrate_root, root_deltas
-from runtime.skeleton import Skeleton
+from runtime.formats.bvh import read_bvh
+from runtime.motion import kinematics
+from runtime.motion import root as motion
+from runtime.motion.clip import BvhClip
+from runtime.motion.root import MotionLayout, clip_to_features, features_to_clip, integrate_root, root_deltas
+from runtime.motion.skeleton import Skeleton
 
 ZXY6 = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 ROT = {"ZXY": ("Zrotation", "Xrotation", "Yrotation"), "XYZ": ("Xrotation", "Yrotation", "Zrotation"),

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from runtime.sampling import Schedule, guided, q_sample, sample_ddim, sample_ddpm
+from runtime.model.sampling import Schedule, guided, q_sample, sample_ddim, sample_ddpm
 
 
 def test_cosine_schedule_shape() -> None:

@@ -1,5 +1,5 @@
-"""runtime/server.py against real servers on port 0: end to end parity with the Engine, chunking, controls, outputs,
-DescribeModel, health, reflection, drain, session limit, token auth, TLS, metrics, load."""
+"""runtime/serving/server.py against real servers on port 0: end to end parity with the Engine, chunking, controls,
+outputs, DescribeModel, health, reflection, drain, session limit, token auth, TLS, metrics, load."""
 
 from __future__ import annotations
 
@@ -22,14 +22,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from serving import assert_valid, config, max_diff, model_for, reference, running, speechlike, write_pair
 
-from runtime.api import AudioFormat, ControlChange, SessionOptions
-from runtime.client import AsyncClient, Client
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.convert import session_settings
-from runtime.model import DEFAULT_BUNDLE
-from runtime.server import JsonFormatter, ServerThread
-from runtime.stream import SessionSettings
-from runtime.wav import read_audio
+from runtime.engine.settings import SessionSettings
+from runtime.formats.wav import read_audio
+from runtime.model.model import DEFAULT_BUNDLE
+from runtime.serving.api import AudioFormat, ControlChange, SessionOptions
+from runtime.serving.client import AsyncClient, Client
+from runtime.serving.convert import session_settings
+from runtime.serving.server import JsonFormatter, ServerThread
 
 SEED = 7
 DEMO = DEFAULT_BUNDLE.parent / "demo"  # the shipped demo dialogue, a.wav and b.wav

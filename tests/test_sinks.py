@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime.arkit import ARKIT_NAMES, INDEX
-from runtime.bvh import read_bvh
-from runtime.frames import Frames, PersonFrames, StreamInfo
-from runtime.kinematics import clip_pose, quat_wxyz
-from runtime.livelink_csv import read_livelink_csv
+from runtime.engine.frames import Frames, PersonFrames, StreamInfo
+from runtime.formats.arkit import ARKIT_NAMES, INDEX
+from runtime.formats.bvh import read_bvh
+from runtime.formats.livelink_csv import read_livelink_csv
+from runtime.formats.wav import read_audio
+from runtime.motion.kinematics import clip_pose, quat_wxyz
+from runtime.motion.skeleton import Skeleton
 from runtime.sinks.files import RecordingSink, latency_summary, person_to_bvh, segments
 from runtime.sinks.livelink import LiveLinkSink
 from runtime.sinks.vmc import VmcSink
-from runtime.skeleton import Skeleton
-from runtime.wav import read_audio
 
 SECONDS = 2.0
 
@@ -30,8 +30,9 @@ SECONDS = 2.0
 @pytest.fixture(scope="module")
 def session(untrained_bundle: Path) -> tuple[StreamInfo, Frames, list[np.ndarray]]:
     """A real 2 s engine session (B placed off-axis and turned) with its input audio."""
-    from runtime.model import Model
-    from runtime.stream import Engine, SessionSettings
+    from runtime.engine.settings import SessionSettings
+    from runtime.engine.stream import Engine
+    from runtime.model.model import Model
 
     engine = Engine(Model.load(untrained_bundle), SessionSettings(placement=(0.3, 1.4, 3.0)), "test-session")
     rng = np.random.default_rng(1)
@@ -113,7 +114,7 @@ def test_bvh_root_under_a_rotated_parent(tmp_path: Path, hips_positions: bool) -
     root = np.random.default_rng(3).uniform(-1, 1, (n, 3))  # world Hips position, metres
     person = PersonFrames(np.zeros((n, 52), np.float32), np.zeros((n, 9), np.float32), root, q,
                           np.zeros(n, np.int8), np.zeros(n, bool))  # fmt: skip
-    from runtime.bvh import write_bvh
+    from runtime.formats.bvh import write_bvh
 
     write_bvh(tmp_path / "x.bvh", person_to_bvh(sk, person, 30))
     clip = read_bvh(tmp_path / "x.bvh")

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.frames import Frames
-from runtime.model import Model
-from runtime.stream import Engine, SessionSettings
+from runtime.engine.frames import Frames
+from runtime.engine.settings import SessionSettings
+from runtime.engine.stream import Engine
+from runtime.model.model import Model
 
 
 @pytest.fixture(scope="module")

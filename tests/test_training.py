@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 
-from runtime.bvh import read_bvh, write_bvh
-from runtime.kinematics import local_quats, rotation_angle_deg
-from runtime.motion import MotionLayout, features_to_clip
-from runtime.sampling import Schedule
-from runtime.skeleton import Skeleton
+from runtime.formats.bvh import read_bvh, write_bvh
+from runtime.model.sampling import Schedule
+from runtime.motion.kinematics import local_quats, rotation_angle_deg
+from runtime.motion.root import MotionLayout, features_to_clip
+from runtime.motion.skeleton import Skeleton
 from training.checkpoint import load_weights
 from training.config import load_experiment
 from training.data.windows import WindowSource

@@ -1,4 +1,4 @@
-"""runtime/wav.py: real WAV variants, generated PCM24/stereo files, round trips and clear errors."""
+"""runtime/formats/wav.py: real WAV variants, generated PCM24/stereo files, round trips and clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from runtime.wav import AudioError, read_audio, write_wav
+from runtime.formats.wav import AudioError, read_audio, write_wav
 
 
 def _tone(n: int, rate: int, hz: float = 440.0, amp: float = 0.5) -> np.ndarray:

@@ -8,7 +8,7 @@
 Test clips: ``InterActRelease.split`` of ``meta["data"]["corpus"]`` at ``--test-fraction``, else the fraction the
 checkpoint's meta records, else the ``DataConfig`` default (the split training used). Rows:
 
-- face: ground truth; the model streaming (``runtime.stream.Engine`` over both microphones, block B, lookahead L,
+- face: ground truth; the model streaming (``runtime.engine.stream.Engine`` over both microphones, block B, lookahead L,
   context C, K steps; bodies = the real ones, so facing flags are the real ones); the model offline (one pass per
   whole clip, real facing flags); every ``--baseline-checkpoint`` offline; mean face; audio-energy jaw.
 - body: ground truth; the model streaming (actions as per-frame controls) and offline (``--samples`` samples per
@@ -37,9 +37,8 @@ import numpy as np
 import torch
 
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
-from runtime.reporting import cpu_model, json_safe
-from runtime.stream import SessionSettings
-from runtime.wav import read_audio
+from runtime.engine.settings import SessionSettings
+from runtime.formats.wav import read_audio
 from training.checkpoint import load_weights
 from training.config import DataConfig
 from training.data.actions import rest_hip_height
@@ -49,6 +48,7 @@ from training.metrics import adapter as ad
 from training.metrics import body as bm
 from training.metrics import face as fm
 from training.metrics.scores import BodyContext, BodyScores
+from training.reporting import cpu_model, json_safe
 
 log = logging.getLogger("training.evaluate")
 
@@ -361,7 +361,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
     baselines = [ad.CheckpointModel([o], name=Path(o["path"]).stem) for o in others]
     bundle = None
     if args.bundle is not None:
-        from runtime.model import Model
+        from runtime.model.model import Model
 
         bundle = Model.load(args.bundle)
     settings = _settings(args, bundle.bundle.defaults if bundle is not None else {})

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.arkit import N_BLENDSHAPES
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE, SPEAKERS
-from runtime.model import DEFAULT_BUNDLE, Model
+from runtime.engine.settings import SessionSettings
+from runtime.formats.arkit import N_BLENDSHAPES
+from runtime.formats.wav import read_audio
+from runtime.model.model import DEFAULT_BUNDLE, Model
 from runtime.sinks import contact_sheet as cs
-from runtime.stream import SessionSettings
-from runtime.wav import read_audio
 from training.config import DataConfig
 from training.data.windows import Corpus
 from training.evaluate import load_clips

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runtime.arkit import ARKIT_NAMES
+from runtime.formats.arkit import ARKIT_NAMES
 from training.config import Experiment
 from training.models import build_nets
 from training.models.diffusion import Diffusion, DiffusionConfig

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from runtime.arkit import INDEX
-from runtime.bundle import MANIFEST, BundleError, load_bundle
+from runtime.formats.arkit import INDEX
+from runtime.model.bundle import MANIFEST, BundleError, load_bundle
 
 
 def describe_bvh(path: Path) -> str:
-    from runtime.bvh import read_bvh
+    from runtime.formats.bvh import read_bvh
 
     clip = read_bvh(path)
     sk = clip.skeleton
@@ -36,7 +36,7 @@ def describe_bvh(path: Path) -> str:
 
 
 def describe_csv(path: Path) -> str:
-    from runtime.livelink_csv import read_livelink_csv
+    from runtime.formats.livelink_csv import read_livelink_csv
 
     take = read_livelink_csv(path)
     w = take.weights
@@ -50,7 +50,7 @@ def describe_csv(path: Path) -> str:
 
 
 def describe_audio(path: Path) -> str:
-    from runtime.wav import read_audio
+    from runtime.formats.wav import read_audio
 
     clip = read_audio(path)  # what the system makes of it (fails with the reason if it cannot)
     info = sf.info(str(path))  # and the file as stored
@@ -114,7 +114,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             status = 1
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.arkit import ARKIT_NAMES, INDEX
 from runtime.constants import ACTIONS, FPS, SPEAKERS
-from runtime.frames import Frames, StreamInfo
+from runtime.engine.frames import Frames, StreamInfo
+from runtime.formats.arkit import ARKIT_NAMES, INDEX
+from runtime.motion.skeleton import root_joint
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,6 @@ class Plot3DView:
     def update(self) -> bool:
         """Redraw; False once the window was closed (mic_demo then stops the session)."""
         from runtime.sinks.contact_sheet import bones, world_positions
-        from runtime.sinks.files import root_joint
 
         if self.closed:
             return False

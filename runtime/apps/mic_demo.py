@@ -8,10 +8,10 @@
       [--bundle DIR | --server HOST:PORT] [--view terminal|3d|none] [--record DIR | --no-record]
       [--livelink HOST:PORT] [--vmc HOST:PORT] [--seconds S] [--fast] [--steps K --block B --lookahead L --seed N]
 
-Threads: capture (PortAudio's callbacks, or the WAV replayer) puts chunks on a queue; one worker thread resamples
-them to 16 kHz (``runtime.audio.StreamingResampler``), runs the engine in-process (or streams to a server with
-``--server``, via ``runtime.client``) and writes frames to the sinks; the main thread only draws the live view, so
-neither capture nor the view ever waits for inference. On exit (end of the WAVs, ``--seconds`` of audio, Ctrl-C or
+Threads: capture (PortAudio's callbacks, or the WAV replayer) puts chunks on a queue; one worker thread resamples them
+to 16 kHz (``runtime.engine.audio.StreamingResampler``), runs the engine in-process (or streams to a server with
+``--server``, via ``runtime.serving.client``) and writes frames to the sinks; the main thread only draws the live view,
+so neither capture nor the view ever waits for inference. On exit (end of the WAVs, ``--seconds`` of audio, Ctrl-C or
 closing the 3D window) the engine is flushed (silence appended so mouths close) and the recording folder
 (``recordings/<timestamp>/`` by default: BVH, Live Link CSV, WAV, session.json, contact_sheet.png) is written.
 
@@ -24,21 +24,20 @@ from __future__ import annotations
 import argparse
 import logging
 import queue
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from runtime.apps.live_view import LiveState, make_view
+from runtime.apps.mic_runner import END, Chunk, LocalRunner, RemoteRunner, Runner
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.live_view import LiveState, make_view
-from runtime.mic_runner import END, Chunk, LocalRunner, RemoteRunner, Runner
-from runtime.model import DEFAULT_BUNDLE
+from runtime.model.model import DEFAULT_BUNDLE
 
-log = logging.getLogger("runtime.mic_demo")
+log = logging.getLogger(__name__)
 
-DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"  # a.wav, b.wav: scripts/make_demo_audio.py
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"  # a.wav, b.wav: scripts/make_demo_audio.py
 CHUNK_S = 0.04  # s of audio per replayed chunk (a microphone callback's worth)
 CAPTURE_BLOCK_S = 0.02  # s per PortAudio callback
 
@@ -56,7 +55,7 @@ class WavSource:
 
     @classmethod
     def from_files(cls, path_a: Path, path_b: Path, realtime: bool = True) -> WavSource:
-        from runtime.wav import read_audio
+        from runtime.formats.wav import read_audio
 
         clips = [read_audio(p) for p in (path_a, path_b)]
         for clip in clips:
@@ -227,8 +226,8 @@ Or try the whole pipeline now with random weights (motion is meaningless, everyt
 
 def _load_model(args: argparse.Namespace):
     """(model, exit code): exit code 0 / 1 / 2 when the model cannot be loaded (the message is logged)."""
-    from runtime.bundle import BundleError
-    from runtime.model import Model
+    from runtime.model.bundle import BundleError
+    from runtime.model.model import Model
 
     path = args.bundle or DEFAULT_BUNDLE
     if not (path / "manifest.json").is_file():
@@ -353,7 +352,3 @@ def _session(args: argparse.Namespace, source, runner: Runner, state: LiveState,
     log.info("%d frames (%.1f s) for both people%s", state.frames, state.frames / FPS,
              f"; recording in {folder}" if folder else "")  # fmt: skip
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,11 +6,10 @@
     ...                            # capture puts Chunk(speaker, samples, rate, t) items, END when the input ends
     runner.stop()                  # from any thread: no more audio, flush the rest
 
-``run`` resamples each speaker's device rate to 16 kHz with ``runtime.audio.StreamingResampler``, cuts the input at
-``--seconds``, hands the audio to the recorder and the engine, and writes every emitted ``Frames`` to the sinks and
-the live state. At the end it flushes (the engine appends silence so mouths close) and closes every sink: the
-recorder writes its folder. A sink that fails (an unreachable UDP address) is reported once and dropped; the
-session goes on.
+``run`` resamples each speaker's device rate to 16 kHz with ``runtime.engine.audio.StreamingResampler``, cuts the input
+at ``--seconds``, hands the audio to the recorder and the engine, and writes every emitted ``Frames`` to the sinks and
+the live state. At the end it flushes (the engine appends silence so mouths close) and closes every sink: the recorder
+writes its folder. A sink that fails (an unreachable UDP address) is reported once and dropped; the session goes on.
 """
 
 from __future__ import annotations
@@ -25,10 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from runtime.audio import StreamingResampler
+from runtime.apps.live_view import LiveState
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.frames import Frames, StreamInfo
-from runtime.live_view import LiveState
+from runtime.engine.audio import StreamingResampler
+from runtime.engine.frames import Frames, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,8 @@ class LocalRunner(Runner):
         self.model = model
 
     def _open(self) -> StreamInfo:
-        from runtime.stream import Engine, SessionSettings
+        from runtime.engine.settings import SessionSettings
+        from runtime.engine.stream import Engine
 
         d = self.model.bundle.defaults
         a = self.args
@@ -200,7 +200,7 @@ class LocalRunner(Runner):
 
 
 class RemoteRunner(Runner):
-    """Audio to an InterAct server (``runtime.client``); results read on a receiver thread."""
+    """Audio to an InterAct server (``runtime.serving.client``); results read on a receiver thread."""
 
     def __init__(self, target: str, args, q: queue.Queue, state: LiveState, sinks: list, recorder) -> None:
         super().__init__(args, q, state, sinks, recorder)
@@ -209,8 +209,8 @@ class RemoteRunner(Runner):
         self.status = None
 
     def _open(self) -> StreamInfo:
-        from runtime.client import Client
-        from runtime.convert import SessionOptions
+        from runtime.serving.client import Client
+        from runtime.serving.convert import SessionOptions
 
         a = self.args
         log.info("connecting to %s", self.target)
@@ -233,8 +233,8 @@ class RemoteRunner(Runner):
             self.arrivals.append((min(self.pushed), t))
 
     def _receive(self) -> None:
-        from runtime.convert import SessionStatus
-        from runtime.stream import Event
+        from runtime.engine.settings import Event
+        from runtime.serving.convert import SessionStatus
 
         try:
             for item in self.stream:

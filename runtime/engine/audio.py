@@ -1,4 +1,5 @@
-"""Speech features on the 30 fps output clock, offline and streaming, and a streaming resampler (DESIGN section 2).
+"""Speech features on the 30 fps output clock, offline and streaming, a streaming resampler, and one speaker's
+audio state in the engine (``SpeakerAudio``) (DESIGN section 2).
 
 Log-mel, exactly:
 
@@ -23,6 +24,7 @@ Only numpy (and soxr, for ``StreamingResampler``) is imported here: no librosa i
 from __future__ import annotations
 
 import logging
+from collections import deque
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,8 +45,9 @@ from runtime.constants import (
 
 log = logging.getLogger(__name__)
 
-MEL_FILTERS_PATH = Path(__file__).resolve().parent / "assets" / "mel_filters.npy"
+MEL_FILTERS_PATH = Path(__file__).resolve().parents[1] / "assets" / "mel_filters.npy"
 N_BINS = N_FFT // 2 + 1  # 257 rfft bins
+SILENCE = float(np.log(LOG_FLOOR))  # log-mel of digital silence
 assert SAMPLE_RATE % HOP_LENGTH == 0, "the integer frame bounds below need a whole number of hops per second"
 
 # Periodic Hann window (as torch.hann_window / scipy get_window("hann") / librosa): (400,) float64.
@@ -271,4 +274,39 @@ class StreamingResampler:
             return np.zeros(0, dtype=np.float32)
         out = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         self.samples_out += len(out)
+        return out
+
+
+class SpeakerAudio:
+    """One speaker's audio -> normalised mel frames at the output clock."""
+
+    def __init__(self) -> None:
+        self.mel = StreamingMel()
+        self.frames: deque[np.ndarray] = deque()  # raw log-mel rows not yet dropped
+        self.first = 0  # frame index of frames[0]
+        self.samples = 0  # samples accepted so far (pushed or filled)
+        self.last_arrival: float | None = None  # monotonic s of this speaker's latest audio
+        self.late = False  # being filled with silence (until its audio comes back)
+        self.speaking = False
+        self.energy_floor = -8.0  # adaptive noise floor of the frame energy (log units)
+
+    @property
+    def n_frames(self) -> int:
+        return self.first + len(self.frames)
+
+    def push(self, pcm: np.ndarray) -> None:
+        self.samples += len(pcm)
+        self.frames.extend(self.mel.push(pcm))
+
+    def drop_before(self, index: int) -> None:
+        while self.frames and self.first < index:
+            self.frames.popleft()
+            self.first += 1
+
+    def window(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, 80) raw log-mel; frames before 0 (or beyond what exists) are silence."""
+        out = np.full((stop - start, N_MELS), SILENCE, np.float32)
+        a, b = max(start, self.first), min(stop, self.n_frames)
+        if b > a:
+            out[a - start : b - start] = np.stack([self.frames[i - self.first] for i in range(a, b)])
         return out

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
 from runtime.constants import FPS
-from runtime.skeleton import Skeleton
+from runtime.formats.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
+from runtime.motion.skeleton import Skeleton
 
 
 @dataclass(frozen=True)

@@ -27,113 +27,23 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from runtime.audio import StreamingMel
-from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, LOG_FLOOR, N_MELS, SAMPLE_RATE
-from runtime.frames import Frames, PersonFrames, StreamInfo
-from runtime.model import Model
-from runtime.posing import RootState, facing_flags, relative_placement
+from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
+from runtime.engine.audio import SpeakerAudio
+from runtime.engine.frames import Frames, PersonFrames, StreamInfo
+from runtime.engine.settings import Event, SessionSettings
+from runtime.model.model import Model
+from runtime.motion.posing import RootState, facing_flags, relative_placement
 
 log = logging.getLogger(__name__)
 
-SILENCE = float(np.log(LOG_FLOOR))  # log-mel of digital silence
-MAX_STEPS = 8
 DEGRADE_AFTER = 4  # consecutive blocks slower than real time before degrading
 HOLD_AFTER = 45  # frames (1.5 s) after an action change before a sitting/standing root is held on its spot
 SEAM_DECAY = 0.6  # per frame: a face block starts at the committed frame's value, the difference gone in ~4 frames
-
-
-@dataclass(frozen=True)
-class SessionSettings:
-    block: int = 6  # frames committed per step (200 ms)
-    lookahead: int = 3  # frames of future audio needed before committing (100 ms)
-    context: int = 24  # committed frames each window conditions on (0.8 s)
-    steps: int = 4  # DDIM steps K
-    seed: int = 0
-    styles: tuple[str, str] = ("", "")  # "" = the bundle's default style
-    actions: tuple[str, str] = (DEFAULT_ACTION, DEFAULT_ACTION)
-    placement: tuple[float, float, float] = (0.0, 1.4, np.pi)  # B in A's frame: x, z (m), yaw (rad)
-    speaker_timeout: float = 2.0  # s (wall clock) without a speaker's audio while the other's arrives -> silence
-    degrade: bool = True  # allow fewer steps / larger blocks when compute falls behind real time
-    # Committed face frames the face model is given as known context (the newest ones; -1 = all `context`). The
-    # older context frames still bring their audio. Fewer known frames = less drift on its own output.
-    face_known: int = 0
-    hold_root: bool = True  # keep a sitting or standing person's root on their spot (see Poser.integrate)
-    body_smooth: float = 1.5  # frames: std of the Gaussian smoothing of body features over each window (0 = off)
-
-    @property
-    def window(self) -> int:
-        return self.context + self.block + self.lookahead
-
-    @property
-    def latency(self) -> float:
-        """Algorithmic latency in seconds: a frame waits for the rest of its block plus the lookahead."""
-        return (self.block + self.lookahead) / FPS
-
-    def validate(self) -> SessionSettings:
-        checks = [
-            (1 <= self.block <= 90, f"block must be 1..90 frames, got {self.block}"),
-            (0 <= self.lookahead <= 90, f"lookahead must be 0..90 frames, got {self.lookahead}"),
-            (0 <= self.context <= 300, f"context must be 0..300 frames, got {self.context}"),
-            (1 <= self.steps <= MAX_STEPS, f"steps must be 1..{MAX_STEPS}, got {self.steps}"),
-            (all(a in ACTIONS for a in self.actions), f"actions must be among {ACTIONS}, got {self.actions}"),
-            (all(np.isfinite(self.placement)) and abs(self.placement[0]) < 50 and abs(self.placement[1]) < 50,
-             f"placement must be finite metres within 50 m, got {self.placement}"),
-            (-1 <= self.face_known <= 300, f"face_known must be -1 (all) or 0..300 frames, got {self.face_known}"),
-            (0.1 <= self.speaker_timeout <= 60, f"speaker_timeout must be 0.1..60 s, got {self.speaker_timeout}"),
-        ]  # fmt: skip
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-        return self
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str  # "speech_start", "speech_end", "input_late", "degraded", "control_applied"
-    time: float  # s of session audio
-    speaker: int | None = None  # 0 = A, 1 = B
-    message: str = ""
-    count: int = 0
-
-
-class _Speaker:
-    """One speaker's audio -> normalised mel frames at the output clock."""
-
-    def __init__(self) -> None:
-        self.mel = StreamingMel()
-        self.frames: deque[np.ndarray] = deque()  # raw log-mel rows not yet dropped
-        self.first = 0  # frame index of frames[0]
-        self.samples = 0  # samples accepted so far (pushed or filled)
-        self.last_arrival: float | None = None  # monotonic s of this speaker's latest audio
-        self.late = False  # being filled with silence (until its audio comes back)
-        self.speaking = False
-        self.energy_floor = -8.0  # adaptive noise floor of the frame energy (log units)
-
-    @property
-    def n_frames(self) -> int:
-        return self.first + len(self.frames)
-
-    def push(self, pcm: np.ndarray) -> None:
-        self.samples += len(pcm)
-        self.frames.extend(self.mel.push(pcm))
-
-    def drop_before(self, index: int) -> None:
-        while self.frames and self.first < index:
-            self.frames.popleft()
-            self.first += 1
-
-    def window(self, start: int, stop: int) -> np.ndarray:
-        """(stop - start, 80) raw log-mel; frames before 0 (or beyond what exists) are silence."""
-        out = np.full((stop - start, N_MELS), SILENCE, np.float32)
-        a, b = max(start, self.first), min(stop, self.n_frames)
-        if b > a:
-            out[a - start : b - start] = np.stack([self.frames[i - self.first] for i in range(a, b)])
-        return out
 
 
 class Engine:
@@ -146,7 +56,7 @@ class Engine:
         self.style_ids = [self._style_id(s, styles) for s in settings.styles]
         self.action_ids = [ACTIONS.index(a) for a in settings.actions]
         self.pending_controls: list[tuple[int, int, str, int]] = []  # (frame, speaker, kind, value)
-        self.speakers = (_Speaker(), _Speaker())
+        self.speakers = (SpeakerAudio(), SpeakerAudio())
         self.committed = 0  # frames emitted so far
         self.total: int | None = None  # frames to emit in all, known after flush
         self.events: list[Event] = []

@@ -4,12 +4,10 @@ What BVH leaves open, and what this module chose:
 
 - ``BvhClip.values`` keeps the raw channel values, (F, C) float64 in file order: degrees and source units.
 - A joint's position channels, where it has them, *replace* its OFFSET in that frame (the reading of Blender and
-  pymo; the Bandai Namco files store the offset itself in them). ``runtime.motion`` uses the same rule.
+  pymo; the Bandai Namco files store the offset itself in them). ``runtime.motion.kinematics`` uses the same rule.
 - Euler order is the order of a joint's rotation channels: "Zrotation Xrotation Yrotation" is R = Rz Rx Ry.
-- Units: BVH has none. ``BvhClip.units`` guesses from the rest pose (every rotation zero, offsets only): the
-  diagonal of the bounding box of all joints and End Sites. A person is 1-2 m tall, so that is about 100-250 in
-  cm and 1-2.5 in m; above 10 reads as "cm", otherwise "m" (inches are not told apart: they read as "cm").
-- Speed: the MOTION numbers are parsed by a vectorised byte parser (``runtime.bvh_numbers``, SWAR arithmetic on
+- Units: BVH has none; ``BvhClip.units`` guesses them from the rest pose (rule in ``runtime.motion.clip``).
+- Speed: the MOTION numbers are parsed by a vectorised byte parser (``runtime.formats.bvh_numbers``, SWAR arithmetic on
   64-bit words, two threads): plain decimals ("-12.345678", up to 15 characters) take the fast path; a block of
   text with anything else (exponents, "nan") is parsed by numpy's ``fromstring`` instead, so every file that
   numpy can read parses, the unusual ones at C-loop speed.
@@ -20,69 +18,22 @@ from __future__ import annotations
 import logging
 import mmap
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from runtime.bvh_numbers import NumberError, line_of, parse_numbers
-from runtime.skeleton import POSITION_CHANNELS, ROTATION_CHANNELS, Skeleton
+from runtime.formats.bvh_numbers import NumberError, line_of, parse_numbers
+from runtime.motion import kinematics
+from runtime.motion.clip import BvhClip
+from runtime.motion.skeleton import POSITION_CHANNELS, ROTATION_CHANNELS, Skeleton
 
 log = logging.getLogger(__name__)
 
 CHANNEL_NAMES = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}  # accepted case-insensitively
-CM_THRESHOLD = 10.0  # rest-pose bounding-box diagonal above this reads as centimetres (see module docstring)
 
 
 class BvhError(ValueError):
     """A malformed BVH file; the message names the file, the line where known, and what was expected."""
-
-
-@dataclass(frozen=True, eq=False)
-class BvhClip:
-    skeleton: Skeleton
-    frame_time: float  # seconds per frame
-    values: np.ndarray  # (F, C) float64 raw channel values in file order (degrees, source units)
-
-    def __post_init__(self) -> None:
-        c = self.skeleton.n_channels
-        if self.values.ndim != 2 or self.values.shape[1] != c:
-            raise ValueError(f"BvhClip.values: expected (frames, {c}) for this skeleton, got {self.values.shape}")
-        if not self.frame_time > 0:
-            raise ValueError(f"BvhClip.frame_time must be > 0 seconds, got {self.frame_time}")
-
-    @property
-    def fps(self) -> float:
-        return 1.0 / self.frame_time
-
-    @property
-    def n_frames(self) -> int:
-        return self.values.shape[0]
-
-    @property
-    def duration(self) -> float:
-        """Seconds covered by the frames: ``n_frames * frame_time``."""
-        return self.n_frames * self.frame_time
-
-    @property
-    def units(self) -> str:
-        """ "cm" or "m", guessed from the rest pose's size (rule in the module docstring)."""
-        sk = self.skeleton
-        rest = np.zeros((sk.n_joints, 3))
-        for j, p in enumerate(sk.parents):
-            rest[j] = sk.offsets[j] + (rest[p] if p >= 0 else 0.0)
-        points = [rest] + [rest[j] + np.asarray(o)[None] for j, o in sk.end_sites.items()]
-        points = np.concatenate(points)
-        return "cm" if np.linalg.norm(np.ptp(points, axis=0)) > CM_THRESHOLD else "m"
-
-    def to_metres(self) -> BvhClip:
-        """This clip in metres: offsets, End Sites and position channels scaled by 0.01 if it is in cm."""
-        if self.units == "m":
-            return self
-        values = self.values.copy()
-        names = [c for chans in self.skeleton.channels for c in chans]  # (C,) channel name per column
-        values[:, [i for i, c in enumerate(names) if c in POSITION_CHANNELS]] *= 0.01
-        return BvhClip(self.skeleton.scaled(0.01), self.frame_time, values)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -339,15 +290,13 @@ def resample(clip: BvhClip, fps: float) -> BvhClip:
     step = round(ratio)
     if step >= 1 and abs(ratio - step) <= 1e-3 * ratio:
         return BvhClip(clip.skeleton, clip.frame_time * step, clip.values[::step].copy())
-    from runtime import kinematics, motion  # motion imports this module; a top-level import would be circular
-
     span = (clip.n_frames - 1) * clip.frame_time
     u = np.arange(int(np.floor(span * fps + 1e-9)) + 1) / fps / clip.frame_time  # (F',) source frame coordinates
     i0 = np.minimum(np.floor(u).astype(int), max(clip.n_frames - 2, 0))
     i1 = np.minimum(i0 + 1, clip.n_frames - 1)
     w = (u - i0)[:, None]  # (F', 1) weight of frame i1
     values = clip.values[i0] * (1 - w) + clip.values[i1] * w  # positions linear; rotations replaced below
-    q = motion.local_quats(clip)  # (F, J, 4) xyzw
+    q = kinematics.local_quats(clip)  # (F, J, 4) xyzw
     q_new = kinematics.slerp(q[i0], q[i1], w[:, :, None] * np.ones(q.shape[1])[None, :, None])
-    motion.write_rotations(clip.skeleton, values, q_new)
+    kinematics.write_rotations(clip.skeleton, values, q_new)
     return BvhClip(clip.skeleton, 1.0 / fps, values)

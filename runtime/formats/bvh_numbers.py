@@ -1,6 +1,6 @@
 """Whitespace-separated decimal numbers -> float64, vectorised, for BVH MOTION sections (no loop over values).
 
-Split out of ``runtime.bvh`` because it is one concept: a fast, exact number parser (a 10-minute 120 fps take,
+Split out of ``runtime.formats.bvh`` because it is one concept: a fast, exact number parser (a 10-minute 120 fps take,
 13.8 M numbers, parses in ~0.6-0.9 s on 2 cores against ~3.5 s for ``np.fromstring``; benchmarks/bvh_parse.py).
 """
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.arkit import (
+from runtime.constants import FPS
+from runtime.formats.arkit import (
     ARKIT_NAMES,
     LIVELINK_NAMES,
     LIVELINK_ROTATIONS,
@@ -40,7 +41,6 @@ from runtime.arkit import (
     select,
     to_livelink,
 )
-from runtime.constants import FPS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class LiveLinkCsvError(ValueError):
 class FaceTake:
     """One face take.
 
-    weights: (F, 52) float32 ARKit weights in Apple's order (``runtime.arkit.ARKIT_NAMES``), 0..1.
+    weights: (F, 52) float32 ARKit weights in Apple's order (``runtime.formats.arkit.ARKIT_NAMES``), 0..1.
     rotations: (F, 9) float32 head and eye yaw/pitch/roll in radians (``LIVELINK_ROTATIONS``); zeros if absent.
     times: (F,) float64 seconds from the first frame.
     """

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from runtime import constants
-from runtime.arkit import ARKIT_NAMES
-from runtime.backends import Backend, Graph, Signature, TensorSpec, create_backend
-from runtime.sampling import Schedule
-from runtime.skeleton import Skeleton
+from runtime.formats.arkit import ARKIT_NAMES
+from runtime.model.backends import Backend, Graph, Signature, TensorSpec, create_backend
+from runtime.model.sampling import Schedule
+from runtime.motion.skeleton import Skeleton
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The bundle's networks as the engine uses them: normalisation, and sampling with K steps (DESIGN 5).
 
 ``Model.sample`` prefers the graph with the K-step sampler unrolled inside (one call per block); for any other K it
-loops the per-step graph with ``runtime.sampling.sample_ddim`` (the same maths). Everything here is numpy.
+loops the per-step graph with ``runtime.model.sampling.sample_ddim`` (the same maths). Everything here is numpy.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.bundle import Bundle, load_bundle
-from runtime.motion import MotionLayout
-from runtime.posing import Poser
-from runtime.sampling import sample_ddim
+from runtime.model.bundle import Bundle, load_bundle
+from runtime.model.sampling import sample_ddim
+from runtime.motion.posing import Poser
+from runtime.motion.root import MotionLayout
 
 log = logging.getLogger(__name__)
 
 MODELS = ("body_lower", "body_upper", "face")  # order inside a step: lower -> upper -> faces (DESIGN 5)
-DEFAULT_BUNDLE = Path(__file__).parent / "assets" / "default"  # the shipped model (runtime/assets/default)
+DEFAULT_BUNDLE = (
+    Path(__file__).resolve().parents[1] / "assets" / "default"
+)  # the shipped model (runtime/assets/default)
 
 
 class Model:

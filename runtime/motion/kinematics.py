@@ -14,8 +14,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime.bvh import BvhClip
-from runtime.skeleton import POSITION_CHANNELS, Skeleton
+from runtime.motion.clip import BvhClip
+from runtime.motion.skeleton import POSITION_CHANNELS, Skeleton
 
 # ----------------------------------------------------------------------------------------------------------------
 # Channels <-> rotations
@@ -86,7 +86,7 @@ def quat_wxyz(clip: BvhClip) -> np.ndarray:
 
 def positions_from_values(skeleton: Skeleton, values: np.ndarray) -> np.ndarray:
     """(F, C) BVH values -> (F, J, 3) each joint's translation from its parent: its position channels where it
-    has them (they replace the OFFSET, see ``runtime.bvh``), else its OFFSET; a joint with only some position
+    has them (they replace the OFFSET, see ``runtime.formats.bvh``), else its OFFSET; a joint with only some position
     channels keeps the OFFSET on the other axes."""
     pos = np.broadcast_to(np.asarray(skeleton.offsets, dtype=np.float64), (len(values), skeleton.n_joints, 3))
     pos = pos.copy()

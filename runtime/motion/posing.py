@@ -14,10 +14,10 @@ from typing import NamedTuple
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime.arkit import INDEX
-from runtime.kinematics import expmap_to_quats
-from runtime.motion import MotionLayout, integrate_root
-from runtime.skeleton import Skeleton
+from runtime.formats.arkit import INDEX
+from runtime.motion.kinematics import expmap_to_quats
+from runtime.motion.root import MotionLayout, integrate_root
+from runtime.motion.skeleton import Skeleton
 
 FACING_DEG = 60.0  # a person "faces the partner" when the partner is within this angle of their heading
 HOLD_STIFFNESS = 0.05  # per frame: a held root returns to its spot with a time constant of ~0.7 s

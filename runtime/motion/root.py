@@ -29,9 +29,9 @@ from functools import cached_property
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime.bvh import BvhClip
 from runtime.constants import FPS
-from runtime.kinematics import (  # noqa: F401 - forward_kinematics, clip_pose, Pose, quat_wxyz re-exported for now
+from runtime.motion.clip import BvhClip
+from runtime.motion.kinematics import (  # noqa: F401 - forward_kinematics, clip_pose, Pose, quat_wxyz re-exported for now
     Pose,
     _position_columns,
     clip_pose,
@@ -45,12 +45,11 @@ from runtime.kinematics import (  # noqa: F401 - forward_kinematics, clip_pose, 
     rotations_from_values,
     write_rotations,
 )
-from runtime.skeleton import Skeleton
+from runtime.motion.skeleton import Skeleton, root_joint
 
 log = logging.getLogger(__name__)
 
 ROOT_FEATURES = ("root_dx", "root_dz", "root_dyaw", "root_height")
-ROOT_NAMES = re.compile(r"(^|[^a-z])(hips|pelvis)$", re.I)  # "Hips", "mixamorig:Hips", "Bip01 Pelvis"
 LEG_NAMES = re.compile(r"leg|thigh|knee|shin|calf|foot|ankle|toe", re.I)  # UpLeg, UpperLeg, LowerLeg, ToeBase ...
 LEFT_NAMES = re.compile(r"left|(^|[^a-z])l([^a-z]|$)|^l(?=[A-Z])", re.I)
 RIGHT_NAMES = re.compile(r"right|(^|[^a-z])r([^a-z]|$)|^r(?=[A-Z])", re.I)
@@ -107,13 +106,6 @@ def heading(world_rot: Rotation, forward: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Feature layout
-
-
-def _find_root(skeleton: Skeleton) -> int:
-    for j, name in enumerate(skeleton.names):
-        if ROOT_NAMES.search(name):
-            return j
-    return next((j for j in range(skeleton.n_joints) if skeleton.has_position(j)), 0)
 
 
 def _ancestors(skeleton: Skeleton, j: int) -> list[int]:
@@ -181,7 +173,7 @@ class MotionLayout:
         """Layout for a skeleton with standard naming. ``root`` defaults to the joint named hips/pelvis (else the
         first with positions); ``lower`` to the root plus every joint whose name says leg/thigh/knee/shin/calf/
         foot/ankle/toe, and their descendants; joints above the root are left out (kept constant)."""
-        r = skeleton.index(root) if root is not None else _find_root(skeleton)
+        r = skeleton.index(root) if root is not None else root_joint(skeleton)
         above = set(_ancestors(skeleton, r))
         joints = [j for j in range(skeleton.n_joints) if j not in above and (j == r or skeleton.rotation_order(j))]
         if lower is None:

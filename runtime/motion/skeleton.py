@@ -1,17 +1,19 @@
 """Skeleton: a BVH hierarchy as arrays (DESIGN section 4). Read from data, stored in the bundle, sent in headers.
 
-Offsets are in the units of the source (BVH has none: ``runtime.bvh`` reports cm or m); ``scale`` converts them.
+Offsets are in the units of the source (BVH has none: ``runtime.motion.clip`` guesses cm or m); ``scale`` converts them.
 Each joint keeps its own BVH channel list, so its Euler order and whether it carries positions survive a round trip.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
+ROOT_NAMES = re.compile(r"(^|[^a-z])(hips|pelvis)$", re.I)  # "Hips", "mixamorig:Hips", "Bip01 Pelvis"
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,3 +94,11 @@ class Skeleton:
             tuple(tuple(c) for c in d["channels"]),
             {int(j): np.asarray(o, dtype=np.float64) for j, o in d.get("end_sites", {}).items()},
         )
+
+
+def root_joint(skeleton: Skeleton) -> int:
+    """The joint that carries the body's root motion: named hips/pelvis, else the first with positions."""
+    for j, name in enumerate(skeleton.names):
+        if ROOT_NAMES.search(name):
+            return j
+    return next((j for j in range(skeleton.n_joints) if skeleton.has_position(j)), 0)

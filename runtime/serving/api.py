@@ -1,7 +1,7 @@
 """Domain objects of the gRPC API besides frames and events: what a client asks of a session and what it gets back
-(``runtime.frames`` holds the frames and the stream header, ``runtime.stream.Event`` the events).
+(``runtime.engine.frames`` holds the frames and the stream header, ``runtime.engine.stream.Event`` the events).
 
-``runtime.convert`` turns these into protos and back; servers, clients, demos and benchmarks use only these.
+``runtime.serving.convert`` turns these into protos and back; servers, clients, demos and benchmarks use only these.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runtime.constants import DEFAULT_ACTION, SAMPLE_RATE
-from runtime.skeleton import Skeleton
+from runtime.motion.skeleton import Skeleton
 
 MAX_CHUNK_SECONDS = 1.0  # longest audio chunk accepted (proto AudioChunk.data)
 _DTYPES = {"s16": np.dtype("<i2"), "f32": np.dtype("<f4")}

@@ -10,7 +10,7 @@ import hmac
 
 import grpc
 
-from runtime.metrics import Metrics
+from runtime.serving.metrics import Metrics
 
 
 def _abort_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:

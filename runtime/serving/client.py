@@ -13,9 +13,10 @@
     with Client("localhost:50051") as client:                     # the same, blocking (a loop on a thread)
         result = client.replay_wavs("a.wav", "b.wav", realtime=False)
 
-Everything is returned as domain objects (``runtime.frames.StreamInfo`` / ``Frames``, ``runtime.stream.Event``,
-``runtime.convert.SessionStatus``); ``Frames.emitted_at`` holds the client's monotonic receive time. Server errors
-raise ``grpc.RpcError`` (``.code()``, ``.details()`` name the field and the reason).
+Everything is returned as domain objects (``runtime.engine.frames.StreamInfo`` / ``Frames``,
+``runtime.engine.settings.Event``, ``runtime.serving.api.SessionStatus``); ``Frames.emitted_at`` holds the client's
+monotonic receive time. Server errors raise ``grpc.RpcError`` (``.code()``, ``.details()`` name the field and the
+reason).
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.api import ControlChange, ModelInfo, SessionOptions, SessionStatus
-from runtime.convert import (
+from runtime.engine.frames import Frames, StreamInfo
+from runtime.engine.settings import Event
+from runtime.formats.wav import read_audio
+from runtime.serving.api import ControlChange, ModelInfo, SessionOptions, SessionStatus
+from runtime.serving.convert import (
     control_to_proto,
     encode_audio,
     event_from_proto,
@@ -43,11 +47,8 @@ from runtime.convert import (
     options_to_proto,
     status_from_proto,
 )
-from runtime.frames import Frames, StreamInfo
-from runtime.protos.interact.v1 import interact_pb2 as pb
-from runtime.protos.interact.v1 import interact_pb2_grpc as pb_grpc
-from runtime.stream import Event
-from runtime.wav import read_audio
+from runtime.serving.protos.interact.v1 import interact_pb2 as pb
+from runtime.serving.protos.interact.v1 import interact_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ import math
 
 import numpy as np
 
-from runtime.api import MAX_CHUNK_SECONDS, AudioFormat, ControlChange, ModelInfo, SessionOptions, SessionStatus
-from runtime.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
 from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, MAX_INPUT_RATE, MIN_INPUT_RATE, SAMPLE_RATE
-from runtime.frames import Frames, PersonFrames, StreamInfo
-from runtime.model import Model
-from runtime.protos.interact.v1 import interact_pb2 as pb
-from runtime.skeleton import POSITION_CHANNELS, Skeleton
-from runtime.stream import Event, SessionSettings
+from runtime.engine.frames import Frames, PersonFrames, StreamInfo
+from runtime.engine.settings import Event, SessionSettings
+from runtime.formats.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
+from runtime.model.model import Model
+from runtime.motion.skeleton import POSITION_CHANNELS, Skeleton
+from runtime.serving.api import MAX_CHUNK_SECONDS, AudioFormat, ControlChange, ModelInfo, SessionOptions, SessionStatus
+from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 
 UNITS = "metres, radians, right-handed Y-up, quaternion wxyz"
 MAX_CONTROL_TIME = 86_400.0  # s: a control more than a day into the session is a client bug

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class SessionStats(Protocol):
-    """What a live session reports (``runtime.session.Session``)."""
+    """What a live session reports (``runtime.serving.session.Session``)."""
 
     id: str
     frames_produced: int

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from runtime.constants import FPS
-from runtime.protos.interact.v1 import interact_pb2 as pb
+from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 
 log = logging.getLogger(__name__)
 

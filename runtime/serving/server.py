@@ -5,7 +5,7 @@
 
 - One ``grpc.aio`` event loop does all I/O; inference runs on a dedicated executor (``--workers`` threads, default
   one, shared by every session), so the loop is never blocked. Per session: reader -> bounded inbox -> inference
-  -> bounded outbox (drops the oldest frames for a slow client) -> writer (``runtime.session``).
+  -> bounded outbox (drops the oldest frames for a slow client) -> writer (``runtime.serving.session``).
 - Health (``grpc.health.v1``, service "" and ``interact.v1.Interact``): NOT_SERVING from bind until the model is
   loaded and warm, and again while draining. Reflection lists the services.
 - SIGTERM/SIGINT drain: NOT_SERVING, new sessions get UNAVAILABLE, running ones may finish within ``--grace`` s,
@@ -35,17 +35,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from runtime.auth import BearerTokenInterceptor
-from runtime.backends import BACKENDS, BackendUnavailable
-from runtime.convert import model_to_proto
-from runtime.metrics import Metrics, MetricsEndpoint
-from runtime.model import DEFAULT_BUNDLE, Model
-from runtime.outbox import SessionError
-from runtime.protos.interact.v1 import interact_pb2 as pb
-from runtime.protos.interact.v1 import interact_pb2_grpc as pb_grpc
-from runtime.session import Session, SessionLimits
+from runtime.model.backends import BACKENDS, BackendUnavailable
+from runtime.model.model import DEFAULT_BUNDLE, Model
+from runtime.serving.auth import BearerTokenInterceptor
+from runtime.serving.convert import model_to_proto
+from runtime.serving.metrics import Metrics, MetricsEndpoint
+from runtime.serving.outbox import SessionError
+from runtime.serving.protos.interact.v1 import interact_pb2 as pb
+from runtime.serving.protos.interact.v1 import interact_pb2_grpc as pb_grpc
+from runtime.serving.session import Session, SessionLimits
 
-log = logging.getLogger("runtime.server")  # also when run as __main__
+log = logging.getLogger(__name__)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Interact"].full_name  # "interact.v1.Interact"
 SERVER_OPTIONS = (
@@ -77,7 +77,7 @@ class ServerConfig:
 
 
 class InteractServicer(pb_grpc.InteractServicer):
-    """Thin: admission, then the session's messages are written as they come (``runtime.session``)."""
+    """Thin: admission, then the session's messages are written as they come (``runtime.serving.session``)."""
 
     def __init__(self, server: InteractServer) -> None:
         self.server = server
@@ -389,7 +389,3 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError, BackendUnavailable) as e:  # bad bundle, port in use, missing backend
         log.error("%s", e)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

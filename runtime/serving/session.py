@@ -32,10 +32,13 @@ from dataclasses import dataclass, replace
 import grpc
 import numpy as np
 
-from runtime.api import ControlChange, SessionOptions, SessionStatus
-from runtime.audio import StreamingResampler
 from runtime.constants import FPS
-from runtime.convert import (
+from runtime.engine.audio import StreamingResampler
+from runtime.engine.frames import Frames
+from runtime.engine.stream import Engine
+from runtime.model.model import Model
+from runtime.serving.api import ControlChange, SessionOptions, SessionStatus
+from runtime.serving.convert import (
     InvalidArgument,
     control_from_proto,
     decode_audio,
@@ -46,11 +49,8 @@ from runtime.convert import (
     session_settings,
     status_to_proto,
 )
-from runtime.frames import Frames
-from runtime.model import Model
-from runtime.outbox import Outbox, SessionError
-from runtime.protos.interact.v1 import interact_pb2 as pb
-from runtime.stream import Engine
+from runtime.serving.outbox import Outbox, SessionError
+from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 
 log = logging.getLogger(__name__)
 

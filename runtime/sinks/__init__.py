@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from runtime.frames import Frames, StreamInfo
+from runtime.engine.frames import Frames, StreamInfo
 
 
 class Sink(Protocol):

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime.arkit import INDEX
 from runtime.constants import ACTIONS, SPEAKERS
-from runtime.frames import Frames, StreamInfo
-from runtime.kinematics import forward_kinematics
-from runtime.skeleton import Skeleton
+from runtime.engine.frames import Frames, StreamInfo
+from runtime.formats.arkit import INDEX
+from runtime.motion.kinematics import forward_kinematics
+from runtime.motion.skeleton import Skeleton, root_joint
 
 N_MOMENTS = 6
 WIDTH_IN, CURVE_IN = 16.0, 1.8  # figure width and height of each face-curve panel (inches)
@@ -76,7 +76,6 @@ def side_views(skeleton: Skeleton, people: list[tuple[np.ndarray, np.ndarray]], 
     view: per moment, per person, orthographic (horizontal, up) coordinates (J + E,) in metres of joints then End
     Sites. ``people``: per person (joint rotations (N, J, 4) wxyz, root positions (N, 3) m) over the whole session,
     whose mean roots fix the line."""
-    from runtime.sinks.files import root_joint
 
     r = root_joint(skeleton)
     posed = []

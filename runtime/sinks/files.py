@@ -13,7 +13,8 @@ Choices where the formats leave room:
   Unreal and MotionBuilder read them at size; Blender's importer wants Scale 0.01 (docs/engines.md). The root
   joint's position channels carry ``root_position`` (converted to the joint's local frame, so a static joint above
   the hips is allowed); every other joint's position channels hold its OFFSET. Rotations are the streamed local
-  quaternions written in each joint's Euler order (``runtime.kinematics.write_rotations``), 6 decimals of a degree.
+  quaternions written in each joint's Euler order (``runtime.motion.kinematics.write_rotations``), 6 decimals of
+  a degree.
 - Live Link CSV timecodes start at 00:00:00:00, so CSV time = audio time = BVH time (frame i at i / 30 s).
 - Every file of a session starts at frame 0 of the stream. A stream that started later than frame 0 (a client
   joining late) is written from its first frame; session.json says which.
@@ -34,28 +35,20 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime.bvh import BvhClip, write_bvh
 from runtime.constants import ACTIONS, SAMPLE_RATE, SPEAKERS
-from runtime.frames import Frames, PersonFrames, StreamInfo
-from runtime.kinematics import forward_kinematics, positions_from_values, write_rotations
-from runtime.livelink_csv import write_livelink_csv
-from runtime.motion import ROOT_NAMES
-from runtime.skeleton import POSITION_CHANNELS, Skeleton
-from runtime.wav import write_wav
+from runtime.engine.frames import Frames, PersonFrames, StreamInfo
+from runtime.formats.bvh import write_bvh
+from runtime.formats.livelink_csv import write_livelink_csv
+from runtime.formats.wav import write_wav
+from runtime.motion.clip import BvhClip
+from runtime.motion.kinematics import forward_kinematics, positions_from_values, write_rotations
+from runtime.motion.skeleton import POSITION_CHANNELS, Skeleton, root_joint
 
 log = logging.getLogger(__name__)
 
 BVH_SCALE = 100.0  # BVH units per metre: centimetres, like mocap
 BVH_DECIMALS = 6  # degrees and cm: 1e-6 deg, 1e-8 m
 PCM16_SCALE = 32768.0  # float [-1, 1) <-> int16, libsndfile's convention (so the WAV holds exactly these numbers)
-
-
-def root_joint(skeleton: Skeleton) -> int:
-    """The joint whose world position is ``root_position``: named hips/pelvis, else the first with positions."""
-    for j, name in enumerate(skeleton.names):
-        if ROOT_NAMES.search(name):
-            return j
-    return next((j for j in range(skeleton.n_joints) if skeleton.has_position(j)), 0)
 
 
 def _position_columns(skeleton: Skeleton, j: int) -> list[int]:

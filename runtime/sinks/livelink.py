@@ -25,8 +25,8 @@ import uuid
 
 import numpy as np
 
-from runtime.arkit import to_livelink
-from runtime.frames import Frames, StreamInfo
+from runtime.engine.frames import Frames, StreamInfo
+from runtime.formats.arkit import to_livelink
 from runtime.sinks import parse_address
 
 DEFAULT_PORT = 11111
@@ -35,7 +35,7 @@ N_VALUES = 61
 
 
 def encode_packet(device_id: str, subject: str, frame: int, fps: int, values: np.ndarray) -> bytes:
-    """One Live Link Face datagram. ``values``: (61,) in Live Link order (``runtime.arkit.to_livelink``)."""
+    """One Live Link Face datagram. ``values``: (61,) in Live Link order (``runtime.formats.arkit.to_livelink``)."""
     values = np.asarray(values, dtype=">f4")
     if values.shape != (N_VALUES,):
         raise ValueError(f"Live Link Face packets carry {N_VALUES} values, got shape {values.shape}")

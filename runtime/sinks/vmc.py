@@ -19,10 +19,10 @@ import re
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime.arkit import ARKIT_NAMES, pascal
-from runtime.frames import Frames, StreamInfo
+from runtime.engine.frames import Frames, StreamInfo
+from runtime.formats.arkit import ARKIT_NAMES, pascal
+from runtime.motion.skeleton import Skeleton
 from runtime.sinks import parse_address
-from runtime.skeleton import Skeleton
 
 DEFAULT_PORT = 39539  # the VMC "Marionette" (receiver) port
 

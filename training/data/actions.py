@@ -20,10 +20,10 @@ import logging
 import numpy as np
 from scipy.ndimage import median_filter
 
-from runtime.bvh import BvhClip
 from runtime.constants import ACTIONS
-from runtime.kinematics import clip_pose
-from runtime.skeleton import Skeleton
+from runtime.motion.clip import BvhClip
+from runtime.motion.kinematics import clip_pose
+from runtime.motion.skeleton import Skeleton
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 from scipy.spatial.transform import Rotation
 
-from runtime.bvh import BvhClip
 from runtime.constants import FPS
-from runtime.kinematics import write_rotations
-from runtime.skeleton import POSITION_CHANNELS, Skeleton
+from runtime.motion.clip import BvhClip
+from runtime.motion.kinematics import write_rotations
+from runtime.motion.skeleton import POSITION_CHANNELS, Skeleton
 from training.data.body_plan import LegGeometry, PairPlan, PersonPlan, PlanConfig, plan_pair
 from training.data.curves import smooth_noise, wrap_angle
 from training.data.dialogue import Dialogue

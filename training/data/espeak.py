@@ -237,6 +237,17 @@ def native_rate() -> int:
         return session.rate
 
 
+def phonemize(text: str, voice: str = "en-us") -> list[tuple[str, bool]]:
+    """espeak-ng's phonemisation of ``text`` (no audio): (mnemonic, carries primary stress) in order, pauses omitted.
+
+    The same lexical stress that :func:`synthesize` puts on its phones; ``training.data.align`` copies it onto
+    phones aligned in real speech. Thread-safe (serialised like :func:`synthesize`).
+    """
+    with _lock, _Session() as session:
+        session.set_voice(voice, 175, 50, 50, 100)
+        return session.stressed_phonemes(text)
+
+
 def synthesize(
     text: str,
     voice: str = "en-us",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
-from runtime.arkit import ARKIT_NAMES, INDEX, N_BLENDSHAPES
 from runtime.constants import FPS
+from runtime.formats.arkit import ARKIT_NAMES, INDEX, N_BLENDSHAPES
 from training.data.dialogue import Dialogue, Phone, SpeechTrack
 from training.data.visemes import BILABIALS, mouth
 

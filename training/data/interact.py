@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.arkit import ARKIT_NAMES, select
+from runtime.formats.arkit import ARKIT_NAMES, select
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.skeleton import Skeleton
+from runtime.motion.skeleton import Skeleton
 
 REFERENCE_HEIGHT_CM = 175.0  # the proportions below are for this standing height (floor to head top)
 MIN_HEIGHT_CM, MAX_HEIGHT_CM = 140.0, 210.0  # outside this the proportions stop being plausible adults

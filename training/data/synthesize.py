@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.arkit import ARKIT_NAMES
-from runtime.bvh import write_bvh
 from runtime.constants import SAMPLE_RATE
-from runtime.wav import write_wav
+from runtime.formats.arkit import ARKIT_NAMES
+from runtime.formats.bvh import write_bvh
+from runtime.formats.wav import write_wav
 from training.data.bodies import generate_pair
 from training.data.dialogue import Dialogue
 from training.data.faces import EMOTIONS, FaceStyle, generate_face

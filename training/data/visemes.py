@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.arkit import INDEX
 from runtime.constants import FPS
+from runtime.formats.arkit import INDEX
 from training.data.dialogue import Phone
 
 # Articulation parameters (columns of a target) and the ARKit channels each one drives (both sides for pairs).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.arkit import select
-from runtime.audio import log_mel
-from runtime.bvh import read_bvh
 from runtime.constants import ACTIONS, DEFAULT_ACTION, LOG_FLOOR, N_MELS
-from runtime.motion import MotionLayout, clip_to_features, integrate_root, root_start
-from runtime.posing import Poser, pair_geometry
-from runtime.skeleton import Skeleton
-from runtime.wav import read_audio
+from runtime.engine.audio import log_mel
+from runtime.formats.arkit import select
+from runtime.formats.bvh import read_bvh
+from runtime.formats.wav import read_audio
+from runtime.motion.posing import Poser, pair_geometry
+from runtime.motion.root import MotionLayout, clip_to_features, integrate_root, root_start
+from runtime.motion.skeleton import Skeleton
 from training.config import Experiment
 from training.data.actions import label_clip
 from training.data.interact import InterActRelease, Sequence
@@ -99,8 +100,11 @@ def _lip_arrays(folder: Path, face_columns: tuple[str, ...], style: int) -> list
 
 
 def _save(path: Path, s: SeqArrays) -> None:
+    """Written to a private file, then renamed: DDP ranks building the same cache never read a half-written one."""
     arrays = {k: v for k, v in s.__dict__.items() if isinstance(v, np.ndarray)}
-    np.savez(path, **arrays)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def _load(path: Path) -> SeqArrays:

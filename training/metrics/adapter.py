@@ -1,9 +1,9 @@
 """Weights-only checkpoints behind the ``runtime.model.Model`` surface, so evaluation runs the real streaming engine.
 
-``runtime.stream.Engine`` calls only ``model.sample(name, noise, conditions, steps)`` (names ``body_lower``,
+``runtime.engine.stream.Engine`` calls only ``model.sample(name, noise, conditions, steps)`` (names ``body_lower``,
 ``body_upper``, ``face``), ``normalise`` / ``denormalise``, ``dims``, ``poser``, ``bundle.styles``, ``bundle.name``
 and ``timings``. ``CheckpointModel`` provides them on top of ``training.tasks.Task`` networks (torch), sampling
-with the same ``runtime.sampling.sample_ddim`` the bundle's graphs use; a network the checkpoints lack returns
+with the same ``runtime.model.sampling.sample_ddim`` the bundle's graphs use; a network the checkpoints lack returns
 zeros (the training mean once denormalised). ``GroundTruthBody`` replaces the body networks of any such model by
 the real motion of a clip (face evaluation: the faces' facing flags then come from the real bodies).
 ``run_engine`` streams a clip's two microphones through an engine, so evaluation never re-implements windowing.
@@ -20,14 +20,15 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from runtime.arkit import INDEX
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
-from runtime.frames import Frames
-from runtime.model import Model
-from runtime.motion import MotionLayout
-from runtime.posing import Poser
-from runtime.skeleton import Skeleton
-from runtime.stream import Engine, SessionSettings
+from runtime.engine.frames import Frames
+from runtime.engine.settings import SessionSettings
+from runtime.engine.stream import Engine
+from runtime.formats.arkit import INDEX
+from runtime.model.model import Model
+from runtime.motion.posing import Poser
+from runtime.motion.root import MotionLayout
+from runtime.motion.skeleton import Skeleton
 from training.config import Experiment, TrainConfig
 from training.tasks import Task
 
@@ -39,7 +40,7 @@ NORMALISED = ("mel", "face", "lower", "upper")
 
 @dataclass(frozen=True)
 class BundleInfo:
-    """The part of ``runtime.bundle.Bundle`` the engine reads."""
+    """The part of ``runtime.model.bundle.Bundle`` the engine reads."""
 
     name: str
     styles: list[str]

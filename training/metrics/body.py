@@ -2,7 +2,8 @@
 action-label agreement and the pair's interaction geometry.
 
 Pose space. Every metric works on joint positions from forward kinematics of what the engine emits (local joint
-quaternions + root position, ``runtime.posing.Posed``), so a model, a baseline and the ground truth are all measured
+quaternions + root position, ``runtime.motion.posing.Posed``),
+so a model, a baseline and the ground truth are all measured
 the same way. FID and diversity use **joint positions in the root's heading frame** (origin on the ground under the
 root, yaw removed; Y up; centimetres), not the rotation features: positions are in one unit for every joint, have
 no exp-map wrap-around at pi, and ignore where the pair stands and which way it faces, which the interaction
@@ -28,11 +29,11 @@ from scipy.signal import argrelextrema
 from scipy.spatial.transform import Rotation
 from scipy.stats import wasserstein_distance
 
-from runtime.arkit import N_BLENDSHAPES
 from runtime.constants import FPS, SAMPLE_RATE
-from runtime.motion import MotionLayout, forward_kinematics, heading
-from runtime.posing import Poser
-from runtime.skeleton import Skeleton
+from runtime.formats.arkit import N_BLENDSHAPES
+from runtime.motion.posing import Poser
+from runtime.motion.root import MotionLayout, forward_kinematics, heading
+from runtime.motion.skeleton import Skeleton
 from training.data.actions import label_actions
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import logging
 
 import numpy as np
 
-from runtime.arkit import INDEX, N_BLENDSHAPES
 from runtime.constants import FPS
+from runtime.formats.arkit import INDEX, N_BLENDSHAPES
 from training.data.dialogue import Phone
 from training.data.faces import LIP_CHANNELS, UPPER_FACE_CHANNELS, bilabial_closure_rate, bilabial_onsets
 

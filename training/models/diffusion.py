@@ -2,7 +2,7 @@
 
 The network (``FaceDenoiser`` / ``BodyDenoiser``) sees ``(x_t, t, **conditions, context, context_mask)`` and
 predicts x0. This wrapper owns the noise schedule, the loss (weights + velocity, on frames that are not context)
-and the torch adapter that lets ``runtime.sampling.sample_ddim`` drive the network: one sampler for training,
+and the torch adapter that lets ``runtime.model.sampling.sample_ddim`` drive the network: one sampler for training,
 ONNX export and serving.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from runtime.sampling import Schedule, inpaint, q_sample, sample_ddim
+from runtime.model.sampling import Schedule, inpaint, q_sample, sample_ddim
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Diffusion(nn.Module):
         return loss, {"loss": loss.item(), "pos": pos.item(), "vel": vel.item()}
 
     def denoiser(self, cond: dict[str, torch.Tensor], context: torch.Tensor, context_mask: torch.Tensor) -> Callable:
-        """Torch adapter for ``runtime.sampling``: (x_t, step) -> x0 with the conditions bound."""
+        """Torch adapter for ``runtime.model.sampling``: (x_t, step) -> x0 with the conditions bound."""
 
         def denoise(x: torch.Tensor, step: int) -> torch.Tensor:
             t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)

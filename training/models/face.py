@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from runtime.arkit import N_BLENDSHAPES
 from runtime.constants import N_MELS
+from runtime.formats.arkit import N_BLENDSHAPES
 from training.models.layers import AudioEncoder, Backbone, periodic_encoding, step_embedding
 
 

@@ -5,78 +5,45 @@ A backend loads a graph file from a bundle and runs it on named numpy arrays, re
     graph = create_backend("ort-cpu").load(path, signature)
     outputs = graph.run({"x": x, "t": t, ...})
 
-``--backend auto|ort-cpu|ort-cuda|ort-trt|trt|torch``. Heavy imports (onnxruntime, tensorrt, torch) happen inside
-the module that needs them, with an error that says what to install.
+``--backend auto|ort-cpu|ort-cuda|ort-trt|trt``. Heavy imports (onnxruntime, tensorrt) happen inside the module
+that needs them, with an error that says what to install. Backends that live outside the deployable core register
+themselves: importing ``export.torch_backend`` (training extra) adds ``torch``, the reference that runs the
+checkpoints a bundle was exported from. The runtime never imports export/ or torch (DESIGN 1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
+from runtime.model.backends.base import Backend, BackendUnavailable, Graph, Signature, TensorSpec
 
-BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt", "torch")
+__all__ = ["BACKENDS", "Backend", "BackendUnavailable", "Graph", "Signature", "TensorSpec", "backend_names",
+           "create_backend", "register_backend"]  # fmt: skip
 
-
-class BackendUnavailable(RuntimeError):
-    """This backend cannot run on this machine; the message says why and what to install."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple[int | str, ...]  # ints for fixed axes, names ("batch", "frames") for dynamic ones
-    dtype: str  # numpy dtype name, e.g. "float32", "int64"
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> TensorSpec:
-        return cls(str(d["name"]), tuple(d["shape"]), str(d["dtype"]))
+BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")  # built in; see ``register_backend`` for others
+_REGISTERED: dict[str, Callable[..., Backend]] = {}  # name -> factory(threads=..., cache_dir=...)
 
 
-@dataclass(frozen=True)
-class Signature:
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-
-    def check_feed(self, feed: Mapping[str, np.ndarray], graph: str) -> None:
-        """Names, ranks, fixed axes and dtypes of a feed; raises ValueError naming the graph and the tensor."""
-        missing = [s.name for s in self.inputs if s.name not in feed]
-        extra = [n for n in feed if n not in {s.name for s in self.inputs}]
-        if missing or extra:
-            raise ValueError(f"{graph}: inputs missing {missing}, unexpected {extra}")
-        for spec in self.inputs:
-            a = feed[spec.name]
-            if a.dtype != np.dtype(spec.dtype) or a.ndim != len(spec.shape):
-                want = f"{spec.dtype} {spec.shape}"
-                raise ValueError(f"{graph}: input {spec.name} must be {want}, got {a.dtype} {a.shape}")
-            for size, want in zip(a.shape, spec.shape, strict=True):
-                if isinstance(want, int) and size != want:
-                    raise ValueError(f"{graph}: input {spec.name} must have shape {spec.shape}, got {a.shape}")
+def register_backend(name: str, factory: Callable[..., Backend]) -> None:
+    """Make ``create_backend(name)`` return ``factory(threads=..., cache_dir=...)``; for backends outside runtime/."""
+    if name in BACKENDS:
+        raise ValueError(f"backend {name!r} is built in and cannot be replaced")
+    _REGISTERED[name] = factory
 
 
-class Graph(Protocol):
-    name: str
-    signature: Signature
-
-    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-class Backend(Protocol):
-    name: str
-
-    def load(self, path: Path, signature: Signature) -> Graph: ...
+def backend_names() -> tuple[str, ...]:
+    """Every name ``create_backend`` accepts right now: the built-in ones and those registered so far."""
+    return BACKENDS + tuple(_REGISTERED)
 
 
 def create_backend(name: str = "auto", threads: int = 1, cache_dir: Path | None = None) -> Backend:
     """The backend called ``name``; ``auto`` picks the fastest one that works here (TensorRT, CUDA, then CPU)."""
+    if name in _REGISTERED:
+        return _REGISTERED[name](threads=threads, cache_dir=cache_dir)
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        hint = " (the torch reference registers itself on `import export.torch_backend`)" if name == "torch" else ""
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}{hint}")
     if name == "auto":
         for candidate in ("trt", "ort-trt", "ort-cuda"):
             try:
@@ -85,16 +52,9 @@ def create_backend(name: str = "auto", threads: int = 1, cache_dir: Path | None 
                 continue
         return create_backend("ort-cpu", threads, cache_dir)
     if name.startswith("ort-"):
-        from runtime.backends.ort import OrtBackend
+        from runtime.model.backends.ort import OrtBackend
 
         return OrtBackend(name, threads=threads, cache_dir=cache_dir)
-    if name == "trt":
-        from runtime.backends.trt import TrtBackend
+    from runtime.model.backends.trt import TrtBackend
 
-        return TrtBackend(cache_dir=cache_dir)
-    # The torch reference runs the checkpoints the bundle was exported from; it lives with export (training extra).
-    try:
-        from export.torch_backend import TorchBackend
-    except ImportError as e:
-        raise BackendUnavailable(f"torch backend needs the training extra: pip install -e '.[train]' ({e})") from e
-    return TorchBackend(threads=threads)
+    return TrtBackend(cache_dir=cache_dir)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.backends import BackendUnavailable, Signature
+from runtime.model.backends.base import BackendUnavailable, Signature
 
 log = logging.getLogger(__name__)
 

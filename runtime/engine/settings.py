@@ -1,0 +1,65 @@
+"""What a session asks of the engine (``SessionSettings``) and what the engine reports back (``Event``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS
+
+MAX_STEPS = 8  # DDIM steps K a session may ask for
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    block: int = 6  # frames committed per step (200 ms)
+    lookahead: int = 3  # frames of future audio needed before committing (100 ms)
+    context: int = 24  # committed frames each window conditions on (0.8 s)
+    steps: int = 4  # DDIM steps K
+    seed: int = 0
+    styles: tuple[str, str] = ("", "")  # "" = the bundle's default style
+    actions: tuple[str, str] = (DEFAULT_ACTION, DEFAULT_ACTION)
+    placement: tuple[float, float, float] = (0.0, 1.4, np.pi)  # B in A's frame: x, z (m), yaw (rad)
+    speaker_timeout: float = 2.0  # s (wall clock) without a speaker's audio while the other's arrives -> silence
+    degrade: bool = True  # allow fewer steps / larger blocks when compute falls behind real time
+    # Committed face frames the face model is given as known context (the newest ones; -1 = all `context`). The
+    # older context frames still bring their audio. Fewer known frames = less drift on its own output.
+    face_known: int = 0
+    hold_root: bool = True  # keep a sitting or standing person's root on their spot (see Poser.integrate)
+    body_smooth: float = 1.5  # frames: std of the Gaussian smoothing of body features over each window (0 = off)
+
+    @property
+    def window(self) -> int:
+        return self.context + self.block + self.lookahead
+
+    @property
+    def latency(self) -> float:
+        """Algorithmic latency in seconds: a frame waits for the rest of its block plus the lookahead."""
+        return (self.block + self.lookahead) / FPS
+
+    def validate(self) -> SessionSettings:
+        checks = [
+            (1 <= self.block <= 90, f"block must be 1..90 frames, got {self.block}"),
+            (0 <= self.lookahead <= 90, f"lookahead must be 0..90 frames, got {self.lookahead}"),
+            (0 <= self.context <= 300, f"context must be 0..300 frames, got {self.context}"),
+            (1 <= self.steps <= MAX_STEPS, f"steps must be 1..{MAX_STEPS}, got {self.steps}"),
+            (all(a in ACTIONS for a in self.actions), f"actions must be among {ACTIONS}, got {self.actions}"),
+            (all(np.isfinite(self.placement)) and abs(self.placement[0]) < 50 and abs(self.placement[1]) < 50,
+             f"placement must be finite metres within 50 m, got {self.placement}"),
+            (-1 <= self.face_known <= 300, f"face_known must be -1 (all) or 0..300 frames, got {self.face_known}"),
+            (0.1 <= self.speaker_timeout <= 60, f"speaker_timeout must be 0.1..60 s, got {self.speaker_timeout}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "speech_start", "speech_end", "input_late", "degraded", "control_applied"
+    time: float  # s of session audio
+    speaker: int | None = None  # 0 = A, 1 = B
+    message: str = ""
+    count: int = 0
