@@ -14,6 +14,7 @@ import numpy as np
 
 from runtime import __version__
 from runtime.constants import FPS, SAMPLE_RATE
+from runtime.engine.alive import AliveParams
 from runtime.formats.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
 from runtime.model.bundle import FORMAT, FORMAT_VERSION, MANIFEST, feature_settings, load_bundle, sha256_file
 from runtime.model.sampling import Schedule
@@ -47,6 +48,7 @@ def write_bundle(
     evaluation: list[Path] = (),
     card: Path | None = None,
     defaults: dict | None = None,
+    alive: AliveParams | None = None,
 ) -> dict:
     """Write ``out/manifest.json`` for the graphs already in ``out``; returns the manifest. Validates by loading."""
     face, body = ckpts["face"]["meta"], ckpts["body"]["meta"]
@@ -74,6 +76,7 @@ def write_bundle(
         },  # fmt: skip
         "styles": list(face["styles"]),
         "defaults": dict(defaults or DEFAULTS),
+        "alive": (alive or AliveParams()).to_dict(),  # the living-face layer's parameters (runtime.engine.alive)
         "schedule": {
             "kind": "cosine",
             "n_train_steps": schedule.n_steps,

@@ -75,9 +75,17 @@ def describe_bundle(path: Path) -> str:
         f"{path}: model bundle {bundle.name} (format {m['format_version']}), {m['clock']['fps']} fps, "
         f"{len(m['blendshapes'])} blendshapes, {len(m['skeleton']['names'])} joints, styles {m['styles']}; "
         f"defaults block {d['block']} / lookahead {d['lookahead']} / context {d['context']} / K {d['steps']}; "
-        f"graphs: {graphs}; checkpoints: {ckpts or 'none'}; exported {prov.get('exported_at')}; "
+        f"living-face layer: {_alive(m.get('alive', {}))}; graphs: {graphs}; checkpoints: {ckpts or 'none'}; "
+        f"exported {prov.get('exported_at')}; "
         f"all {len(m['files'])} file hashes verified."
     )
+
+
+def _alive(params: dict) -> str:
+    if not params:
+        return "its defaults"
+    keys = ("blinks_per_min_speaking", "blinks_per_min_listening")
+    return ", ".join(f"{k} {params[k]:g}" for k in keys if k in params) + f" (+{len(params) - 2} more)"
 
 
 def describe(path: str | Path) -> str:

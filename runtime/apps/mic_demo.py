@@ -7,6 +7,7 @@
     python -m runtime.mic_demo --list-devices
       [--bundle DIR | --server HOST:PORT] [--view terminal|3d|none] [--record DIR | --no-record]
       [--livelink HOST:PORT] [--vmc HOST:PORT] [--seconds S] [--fast] [--steps K --block B --lookahead L --seed N]
+      [--no-alive]
 
 Threads: capture (PortAudio's callbacks, or the WAV replayer) puts chunks on a queue; one worker thread resamples them
 to 16 kHz (``runtime.engine.audio.StreamingResampler``), runs the engine in-process (or streams to a server with
@@ -205,6 +206,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--block", type=int, help="frames committed per step (default: the model's)")
     ap.add_argument("--lookahead", type=int, help="frames of future audio per step (default: the model's)")
     ap.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    ap.add_argument("--no-alive", dest="alive", action="store_false",
+                    help="the face model's raw output: no blinks, gaze shifts, brow raises or nods added")  # fmt: skip
     args = ap.parse_args(argv)
     if not (args.list_devices or args.demo or args.wav or args.devices or args.stereo_device):
         ap.error("choose an input: --demo, --wav A.wav B.wav, --devices IN_A IN_B or --stereo-device IN "

@@ -180,6 +180,7 @@ class LocalRunner(Runner):
             context=d["context"],
             steps=a.steps or d["steps"],
             seed=a.seed,
+            alive=getattr(a, "alive", True),
         )
         self.engine = Engine(self.model, settings, session_id=uuid.uuid4().hex[:12])
         log.info("warming up the model (%s)", self.model.bundle.name)
@@ -218,7 +219,8 @@ class RemoteRunner(Runner):
         try:
             self.client.connect()
             self.stream = self.client.open(SessionOptions(block=a.block or 0, lookahead=a.lookahead,
-                                                          steps=a.steps or 0, seed=a.seed))  # fmt: skip
+                                                          steps=a.steps or 0, seed=a.seed,
+                                                          alive=getattr(a, "alive", True)))  # fmt: skip
         except Exception as e:
             self.client.close()
             why = e.details() if callable(getattr(e, "details", None)) else e  # grpc.RpcError carries details()

@@ -28,6 +28,7 @@ class SessionSettings:
     face_known: int = 0
     hold_root: bool = True  # keep a sitting or standing person's root on their spot (see Poser.integrate)
     body_smooth: float = 1.5  # frames: std of the Gaussian smoothing of body features over each window (0 = off)
+    alive: bool = True  # the living-face layer after the model: blinks, gaze, brows, nods (runtime.engine.alive)
 
     @property
     def window(self) -> int:

@@ -33,6 +33,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
+from runtime.engine.alive import AliveLayer, AliveParams
 from runtime.engine.audio import SpeakerAudio
 from runtime.engine.frames import Frames, PersonFrames, StreamInfo
 from runtime.engine.settings import Event, SessionSettings
@@ -57,6 +58,8 @@ class Engine:
         self.action_ids = [ACTIONS.index(a) for a in settings.actions]
         self.pending_controls: list[tuple[int, int, str, int]] = []  # (frame, speaker, kind, value)
         self.speakers = (SpeakerAudio(), SpeakerAudio())
+        alive = AliveParams.from_dict(model.bundle.alive, f"{model.bundle.name}: alive")
+        self.alive = (AliveLayer(alive, settings.seed, 0), AliveLayer(alive, settings.seed, 1))
         self.committed = 0  # frames emitted so far
         self.total: int | None = None  # frames to emit in all, known after flush
         self.events: list[Event] = []
@@ -255,6 +258,8 @@ class Engine:
         self.hist_face = np.concatenate([self.hist_face, faces[:, new]], axis=1)[:, -keep:] if keep else self.hist_face
         self.hist_actions = np.concatenate([self.hist_actions, future_actions[:block]])[-max(keep, 1) :]
         people = []
+        energy = [sp.window(c0, c0 + block).mean(axis=1) for sp in self.speakers]  # (block,) loudness per person
+        speaking = [self._speaking(p, c0, energy[p]) for p in (0, 1)]
         for p in (0, 1):
             xz, yaw, states = tracks[p]
             self.root[p] = states[block - 1]
@@ -264,11 +269,13 @@ class Engine:
             for i in range(block):
                 self.root_hist[p].append((xz[i, 0], xz[i, 1], yaw[i]))
             weights = np.clip(m.denormalise("face", faces[p, new]), 0.0, 1.0)
-            posed = self.poser.pose(body[p][new], xz[:block], yaw[:block], weights)
-            speaking = self._speaking(p, c0, block)
+            head = None
+            if s.alive:  # blinks, gaze, brows, nods, listener reactions (runtime.engine.alive)
+                weights, head = self.alive[p].step(c0, weights, speaking[p], speaking[1 - p], energy[p])
+            posed = self.poser.pose(body[p][new], xz[:block], yaw[:block], weights, head)
             action = future_actions[:block, p].astype(np.int8)
             people.append(PersonFrames(weights, posed.rotations, posed.root_position, posed.joint_rotations, action,
-                                       speaking))  # fmt: skip
+                                       speaking[p]))  # fmt: skip
         self.committed += block
         for sp in self.speakers:
             sp.drop_before(self.committed - s.context - 1)
@@ -304,11 +311,10 @@ class Engine:
         sigma = self.settings.body_smooth
         return gaussian_filter1d(x, sigma, axis=1, mode="nearest", truncate=2.0) if sigma > 0 else x
 
-    def _speaking(self, p: int, start: int, n: int) -> np.ndarray:
-        """Voice activity per frame from the mel energy with an adaptive floor; emits speech start/end events."""
+    def _speaking(self, p: int, start: int, energy: np.ndarray) -> np.ndarray:
+        """Voice activity per frame from the mel energy (N,) with an adaptive floor; emits speech start/end events."""
         sp = self.speakers[p]
-        energy = sp.window(start, start + n).mean(axis=1)
-        out = np.zeros(n, bool)
+        out = np.zeros(len(energy), bool)
         for i, e in enumerate(energy):
             sp.energy_floor = min(e, sp.energy_floor + 0.002) if e > sp.energy_floor else e
             on = e > sp.energy_floor + (2.0 if sp.speaking else 3.0)  # hysteresis, log-power units

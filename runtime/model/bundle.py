@@ -89,6 +89,11 @@ class Bundle:
         return dict(self.manifest["defaults"])
 
     @property
+    def alive(self) -> dict:
+        """Parameters of the living-face layer (``runtime.engine.alive.AliveParams``); {} = its defaults."""
+        return dict(self.manifest.get("alive", {}))
+
+    @property
     def schedule(self) -> Schedule:
         s = self.manifest["schedule"]
         return Schedule(n_steps=int(s["n_train_steps"]), offset=float(s["offset"]))
@@ -179,6 +184,11 @@ def validate_manifest(m: dict, where: Path) -> None:
     for key in ("block", "lookahead", "context", "steps"):
         if not isinstance(m["defaults"].get(key), int) or m["defaults"][key] < (0 if key == "lookahead" else 1):
             raise BundleError(f"{where}: defaults.{key} must be a positive integer, got {m['defaults'].get(key)!r}")
+    alive = m.get("alive", {})
+    if not isinstance(alive, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) and v >= 0 for v in alive.values()
+    ):
+        raise BundleError(f"{where}: alive must map parameter names to finite numbers >= 0, got {alive!r}")
     for name, stats in m["normalisation"].items():
         mean, std = np.asarray(stats.get("mean", [])), np.asarray(stats.get("std", []))
         if mean.shape != std.shape or mean.ndim != 1 or not np.all(std > 0):

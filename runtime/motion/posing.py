@@ -23,6 +23,7 @@ FACING_DEG = 60.0  # a person "faces the partner" when the partner is within thi
 HOLD_STIFFNESS = 0.05  # per frame: a held root returns to its spot with a time constant of ~0.7 s
 EYE_YAW_RAD = 0.5  # eye rotation at a full eyeLookIn/Out weight (~29 degrees)
 EYE_PITCH_RAD = 0.4  # eye rotation at a full eyeLookUp/Down weight (~23 degrees)
+HEAD_YAW_LIMIT_DEG = 70.0  # head yaw relative to the torso; people turn the head about 70-80 degrees at most
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,28 @@ class Poser:
             states.append(RootState(float(x), float(z), float(yaw), anchor))
         return xz, yaws, states
 
+    def _turn_head(self, quats: np.ndarray, offset: np.ndarray | None) -> None:
+        """Add ``offset`` (N, 3) yaw/pitch/roll to the head joint, then limit the head's yaw relative to the torso
+        (the neck's parent), in place on ``quats`` (N, J, 4) xyzw local rotations."""
+        neck, head = self.head_chain[-2:]
+        neck_r, head_r = Rotation.from_quat(quats[:, neck]), Rotation.from_quat(quats[:, head])
+        if offset is not None:
+            head_r = head_r * Rotation.from_euler("YXZ", offset)
+        rel = (neck_r * head_r).as_euler("YXZ")  # the head relative to the torso: yaw, pitch, roll
+        limit = np.radians(HEAD_YAW_LIMIT_DEG)
+        if np.any(np.abs(rel[:, 0]) > limit):
+            rel[:, 0] = np.clip(rel[:, 0], -limit, limit)
+            head_r = neck_r.inv() * Rotation.from_euler("YXZ", rel)
+        quats[:, head] = head_r.as_quat()
+
     # -- output --------------------------------------------------------------------------------------------
-    def pose(self, feats: np.ndarray, xz: np.ndarray, yaw: np.ndarray, weights: np.ndarray) -> Posed:
-        """(N, D) features with their integrated root (xz (N, 2), yaw (N,)) and face weights (N, 52) -> output."""
+    def pose(
+        self, feats: np.ndarray, xz: np.ndarray, yaw: np.ndarray, weights: np.ndarray, head: np.ndarray | None = None
+    ) -> Posed:
+        """(N, D) features with their integrated root (xz (N, 2), yaw (N,)) and face weights (N, 52) -> output.
+
+        ``head`` (N, 3): yaw, pitch, roll radians added to the head joint (the living-face layer's nods and sway).
+        The head's yaw relative to the torso (the neck's parent) is then kept within +-HEAD_YAW_LIMIT_DEG."""
         n = len(feats)
         local = expmap_to_quats(feats[:, self.rot_cols].astype(np.float64))  # (N, K, 4) xyzw
         heading = Rotation.from_rotvec(np.outer(yaw, [0.0, 1.0, 0.0]))
@@ -157,6 +177,8 @@ class Poser:
         quats = np.zeros((n, self.skeleton.n_joints, 4))
         quats[..., 3] = 1.0
         quats[:, self.joints] = local
+        if len(self.head_chain) >= 3:
+            self._turn_head(quats, head)
         root = np.stack([xz[:, 0], feats[:, 3], xz[:, 1]], axis=1)  # (N, 3) world hips position
         rotations = np.zeros((n, 9), np.float32)
         if self.head_chain:

@@ -49,6 +49,7 @@ class SessionOptions:
     lookahead: int | None = None  # frames; None = model default (0 is a valid lookahead)
     steps: int = 0  # DDIM steps; 0 = model default
     seed: int = 0  # 0 = a random seed per session
+    alive: bool | None = None  # the living-face layer; None = the model's default (on)
     face: bool = True  # send blendshapes and head/eye rotations
     body: bool = True  # send root positions and joint rotations
 

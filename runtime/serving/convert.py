@@ -100,11 +100,13 @@ def options_to_proto(o: SessionOptions) -> pb.SessionConfig:
                              layout=LAYOUTS[o.audio.layout]),
         person_a=pb.PersonConfig(style=o.styles[0], action=action_to_proto(o.actions[0])),
         person_b=pb.PersonConfig(style=o.styles[1], action=action_to_proto(o.actions[1])),
-        settings=pb.StreamSettings(block_frames=o.block, lookahead_frames=o.lookahead, steps=o.steps, seed=o.seed)
-        if o.lookahead is not None
-        else pb.StreamSettings(block_frames=o.block, steps=o.steps, seed=o.seed),
+        settings=pb.StreamSettings(block_frames=o.block, steps=o.steps, seed=o.seed),
         outputs=pb.Outputs(face=o.face, body=o.body),
     )  # fmt: skip
+    if o.lookahead is not None:
+        cfg.settings.lookahead_frames = o.lookahead
+    if o.alive is not None:
+        cfg.settings.alive = o.alive
     if o.placement is not None:
         cfg.placement.CopyFrom(pb.Placement(x=o.placement[0], z=o.placement[1], yaw=o.placement[2]))
     return cfg
@@ -144,6 +146,7 @@ def options_from_proto(cfg: pb.SessionConfig, styles: list[str]) -> SessionOptio
                                                                                                    strict=True)),
         placement=placement, block=s.block_frames, steps=s.steps, seed=s.seed,
         lookahead=s.lookahead_frames if s.HasField("lookahead_frames") else None,
+        alive=s.alive if s.HasField("alive") else None,
         face=cfg.outputs.face or not cfg.outputs.body, body=cfg.outputs.body or not cfg.outputs.face,
     )  # fmt: skip
 
@@ -160,6 +163,7 @@ def session_settings(o: SessionOptions, defaults: dict, seed: int) -> SessionSet
         styles=o.styles,
         actions=o.actions,
         placement=DEFAULT_PLACEMENT if o.placement is None else o.placement,
+        alive=bool(defaults.get("alive", True)) if o.alive is None else o.alive,
     )
     try:
         return settings.validate()

@@ -45,6 +45,7 @@ class BundleInfo:
     name: str
     styles: list[str]
     defaults: dict = field(default_factory=dict)
+    alive: dict = field(default_factory=dict)  # living-face layer parameters; {} = AliveParams' defaults
 
 
 def load_task(ckpt: dict) -> Task:

@@ -103,16 +103,18 @@ class PersonConfig(_message.Message):
     def __init__(self, style: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ...) -> None: ...
 
 class StreamSettings(_message.Message):
-    __slots__ = ("block_frames", "lookahead_frames", "steps", "seed")
+    __slots__ = ("block_frames", "lookahead_frames", "steps", "seed", "alive")
     BLOCK_FRAMES_FIELD_NUMBER: _ClassVar[int]
     LOOKAHEAD_FRAMES_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
     block_frames: int
     lookahead_frames: int
     steps: int
     seed: int
-    def __init__(self, block_frames: _Optional[int] = ..., lookahead_frames: _Optional[int] = ..., steps: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    alive: bool
+    def __init__(self, block_frames: _Optional[int] = ..., lookahead_frames: _Optional[int] = ..., steps: _Optional[int] = ..., seed: _Optional[int] = ..., alive: _Optional[bool] = ...) -> None: ...
 
 class Outputs(_message.Message):
     __slots__ = ("face", "body")
