@@ -16,7 +16,8 @@ lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# The default bundle from scratch: corpus -> training -> evaluation -> export (about 5 h on 2 CPU cores).
+# The default bundle from scratch: corpus -> training -> evaluation -> export (about 5 h on 2 CPU cores). Training
+# also reads the real voices of ../shared/external (training.data.real; aligned once into data/cache).
 # `make export` alone re-exports runtime/assets/default from the committed export/checkpoints (about a minute).
 CKPT := export/checkpoints
 EVAL := runs/eval
@@ -30,25 +31,27 @@ train:
 	@scripts/bootstrap.sh train,export,dev
 	$(PY) -m training.train --config training/configs/face.yaml
 	$(PY) -m training.train --config training/configs/face_lip.yaml
+	$(PY) -m training.train --config training/configs/face_real.yaml
 	$(PY) -m training.train --config training/configs/face_regression.yaml
 	$(PY) -m training.train --config training/configs/body.yaml
 	$(PY) -m training.train --config training/configs/body_single.yaml
 
 evaluate:
 	@scripts/bootstrap.sh train,export,dev
-	$(PY) -m training.evaluate --model face --checkpoint runs/face_lip/face_lip.pt --max-seconds 60 --out $(EVAL) \
-		--baseline-checkpoint runs/face/face.pt runs/face_lip/face_lip_unswapped.pt runs/face_regression/face_regression.pt
+	$(PY) -m training.evaluate --model face --checkpoint runs/face_real/face_real.pt --max-seconds 60 --out $(EVAL) \
+		--baseline-checkpoint runs/face_lip/face_lip.pt runs/face/face.pt runs/face_regression/face_regression.pt \
+		--real-speech
 	$(PY) -m training.evaluate --model body --checkpoint runs/body/body.pt --max-seconds 60 --out $(EVAL) \
 		--baseline-checkpoint runs/body_single/body_single.pt
 
 checkpoints:
 	mkdir -p $(CKPT) $(CKPT)/eval
-	cp runs/face_lip/face_lip.pt runs/body/body.pt $(CKPT)/
+	cp runs/face_real/face_real.pt runs/body/body.pt $(CKPT)/
 	cp $(EVAL)/eval_face.json $(EVAL)/eval_body.json $(CKPT)/eval/
 
 export:
 	@scripts/bootstrap.sh train,export,dev
-	$(PY) -m export.onnx --face $(CKPT)/face_lip.pt --body $(CKPT)/body.pt --steps 2 4 \
+	$(PY) -m export.onnx --face $(CKPT)/face_real.pt --body $(CKPT)/body.pt --steps 2 4 \
 		--out runtime/assets/default --name interact-default \
 		--evaluation $(CKPT)/eval/eval_face.json $(CKPT)/eval/eval_body.json --card export/MODEL_CARD.md
 

@@ -140,7 +140,7 @@ def test_lip_fine_tuning_trains_the_denoiser_on_the_speaker_and_swaps_it_in(tiny
                           "swap_into": str(base), "anchor": 1.0}  # fmt: skip
     (tmp_path / "lip.yaml").write_text(yaml.safe_dump(config))
     trainer = Trainer(load_experiment(tmp_path / "lip.yaml"))
-    assert trainer.anchor is not None and trainer.anchor.seqs[0].body is not None  # dialogue windows anchor it
+    assert [a.seqs[0].body is not None for a in trainer.anchors] == [True]  # dialogue windows anchor it
     batch = trainer.data.batch(8, 24, torch.Generator().manual_seed(0))
     assert (batch["x0"].std(dim=1).amax(dim=-1) > 0.1).all()  # every target is the speaking A, never B's blank face
     swapped, tuned, start = [

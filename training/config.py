@@ -25,7 +25,9 @@ class DataConfig:
     corpus: str = "data/corpus"  # an InterAct-layout folder (the release or the synthetic corpus)
     cache: str = "data/cache"  # per-sequence feature arrays and normalisation statistics
     test_fraction: float = 0.14  # held-out sequences (paper B.1: 33 of 241)
-    subset: str = "dialogue"  # "dialogue" (two-person scenes) or "lip" (the lip-accurate single-speaker set)
+    subset: str = "dialogue"  # "dialogue" (two-person scenes), "lip" (lip-accurate single speaker) or "real" (voices)
+    # subset "real": training.data.real's sources -> sampling weight per frame (1 = in proportion to their length)
+    real_sources: dict = field(default_factory=lambda: {"english": 1.0, "facegood": 1.0})
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class FinetuneConfig:
     loss_channels: str = "all"  # "all" or "lip" (loss on lip and jaw blendshapes only, paper 4.1)
     train_only: str = "all"  # "all" parameters or only the "denoiser" (transformer) while fine-tuning
     swap_into: str = ""  # base checkpoint: after fine-tuning, write a variant = base + this run's denoiser weights
-    anchor: float = 0.0  # weight of a full-loss batch of the dialogue corpus added to every step (0 = none)
+    anchor: float = 0.0  # weight of a full-loss batch of each anchor subset added to every step (0 = none)
+    anchor_subsets: tuple[str, ...] = ("dialogue",)  # corpus subsets that anchor a fine-tuning ("dialogue", "lip")
 
 
 @dataclass(frozen=True)

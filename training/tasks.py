@@ -1,7 +1,8 @@
 """What each checkpoint kind trains: networks, condition dropout, loss, and sampling (used by train and evaluate).
 
 Batches are dicts of tensors made by ``training.data.windows`` (all normalised):
-  face: x0 (B,T,52), mel_self, mel_partner (B,T,80), style (B,), facing (B,T,1), context_mask (B,T,1)
+  face: x0 (B,T,52), mel_self, mel_partner (B,T,80), style (B,), facing (B,T,1), context_mask (B,T,1),
+        loss_mask (B,1,52) (the channels each window's source supervises; real voices supervise only some)
   body: lower (B,T,Dl), upper (B,T,Du), mel_a, mel_b (B,T,80), actions (B,T,2), placement (B,4), context_mask
 """
 
@@ -96,7 +97,9 @@ class Task(nn.Module):
         mask = batch["context_mask"]
         if self.kind == "face":
             cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
-            weights = None if all_channels else self.channel_weights
+            weights = batch.get("loss_mask")  # (B, 1, 52): the channels each window's source supervises
+            if not all_channels and self.channel_weights is not None:
+                weights = self.channel_weights if weights is None else weights * self.channel_weights
             return self.models["face"].loss(batch["x0"], cond, mask, weights)
         cond = {k: batch[k] for k in ("mel_a", "mel_b", "actions", "placement")}
         if self.kind == "body_single":

@@ -48,10 +48,11 @@ class Trainer:
         torch.manual_seed(exp.train.seed)
         self.data = WindowSource(exp, split="train")
         self.val = WindowSource(exp, split="test", stats=self.data.stats)
-        self.anchor = None  # lip fine-tuning: dialogue windows with the full loss keep the rest of the face in place
-        if exp.finetune.anchor > 0:
-            dialogue = replace(exp, data=replace(exp.data, subset="dialogue"))
-            self.anchor = WindowSource(dialogue, split="train", stats=self.data.stats)
+        # fine-tuning: windows of the corpus with the full loss keep the rest of the face (and the lips) in place
+        self.anchors = [
+            WindowSource(replace(exp, data=replace(exp.data, subset=subset)), split="train", stats=self.data.stats)
+            for subset in (exp.finetune.anchor_subsets if exp.finetune.anchor > 0 else ())
+        ]
         configs = model_configs(exp, self.data.dims, self.data.n_styles)
         self.task = Task(exp, configs)
         if exp.finetune.init:
@@ -150,9 +151,10 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             loss, parts = self.model(self._batch(), self.gen)  # Task.forward is the loss (DDP syncs through it)
-            if self.anchor is not None:
-                anchor, _ = self.model(self._batch(self.anchor), self.gen, all_channels=True)
+            for source in self.anchors:
+                anchor, _ = self.model(self._batch(source), self.gen, all_channels=True)
                 loss = loss + self.exp.finetune.anchor * anchor
+            if self.anchors:
                 parts = dict(parts, loss=loss.item())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

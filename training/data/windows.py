@@ -34,6 +34,8 @@ from training.data.interact import InterActRelease, Sequence
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
+REAL_VERSION = 4  # bump when training.data.real changes what it builds
+REAL_PREFIX = {"english": "en_", "facegood": "facegood_"}  # real source -> its sequences' name prefix
 STD_FLOOR = {"mel": 1e-2, "face": 1e-2, "lower": 1e-3, "upper": 1e-3}  # keep near-constant channels finite
 
 
@@ -47,6 +49,7 @@ class SeqArrays:
     facing: np.ndarray  # (2, F) float32
     placement: np.ndarray  # (2, F, 4): [0] B seen from A, [1] A seen from B
     style: np.ndarray  # (2,) int64
+    mask: np.ndarray | None = None  # (52,) face channels the source supervises (None: all); real voices, see real.py
 
     @property
     def n_frames(self) -> int:
@@ -101,7 +104,7 @@ def _lip_arrays(folder: Path, face_columns: tuple[str, ...], style: int) -> list
 
 def _save(path: Path, s: SeqArrays) -> None:
     """Written to a private file, then renamed: DDP ranks building the same cache never read a half-written one."""
-    arrays = {k: v for k, v in s.__dict__.items() if isinstance(v, np.ndarray)}
+    arrays = {k: v for k, v in s.__dict__.items() if isinstance(v, np.ndarray)}  # body and mask may be None
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
@@ -110,7 +113,7 @@ def _save(path: Path, s: SeqArrays) -> None:
 def _load(path: Path) -> SeqArrays:
     with np.load(path) as z:
         return SeqArrays(path.stem, z["mel"], z["face"], z["body"] if "body" in z else None, z["actions"],
-                         z["facing"], z["placement"], z["style"])  # fmt: skip
+                         z["facing"], z["placement"], z["style"], z["mask"] if "mask" in z else None)  # fmt: skip
 
 
 def _reference_layout(rel: InterActRelease) -> tuple[MotionLayout, dict]:
@@ -154,6 +157,22 @@ class Corpus:
         actor = (folder / "actor.txt").read_text().strip() if (folder / "actor.txt").exists() else ""
         return _lip_arrays(folder, self.rel.face_columns, self.style_index.get(actor, len(self.styles)))
 
+    def real_subset(self) -> list[SeqArrays]:
+        """Real voices (``training.data.real``), aligned and featurised once into the cache; no actor style."""
+        folder = self.cache / f"real-v{REAL_VERSION}"
+        done = folder / "sequences.txt"
+        if not done.exists():
+            from training.data.real import real_sequences
+
+            folder.mkdir(parents=True, exist_ok=True)
+            seqs = real_sequences(style=len(self.styles))
+            for s in seqs:
+                _save(folder / f"{s.name}.npz", s)
+            tmp = done.with_name(f".{done.name}.{os.getpid()}")
+            tmp.write_text("".join(f"{s.name}\n" for s in seqs))
+            os.replace(tmp, done)
+        return [_load(folder / f"{name}.npz") for name in done.read_text().split()]
+
 
 def compute_stats(seqs: list[SeqArrays], poser: Poser | None) -> dict[str, dict[str, np.ndarray]]:
     """Per-channel mean/std over the training sequences (both people pooled, so A's and B's columns match)."""
@@ -184,7 +203,15 @@ class WindowSource:
         self.poser = Poser(Skeleton.from_dict(self.corpus.skeleton), self.corpus.layout)
         train, test = self.corpus.rel.split(exp.data.test_fraction)
         chosen = train if split == "train" else test
-        if exp.data.subset == "lip":
+        if exp.data.subset == "real":  # real voices train; the dialogue test split validates (the anchor's domain)
+            sources = exp.data.real_sources
+            unknown = sorted(set(sources) - set(REAL_PREFIX))
+            if unknown:
+                raise ValueError(f"data.real_sources: unknown source(s) {unknown}; known: {sorted(REAL_PREFIX)}")
+            real = [s for s in self.corpus.real_subset() if s.name.startswith(tuple(REAL_PREFIX[k] for k in sources))]
+            self.seqs = real if split == "train" else self.corpus.sequences([s.name for s in test])
+            base = stats or compute_stats(self.corpus.sequences([s.name for s in train]), self.poser)
+        elif exp.data.subset == "lip":
             lip = self.corpus.lip_subset()
             cut = max(1, int(len(lip) * exp.data.test_fraction))
             self.seqs = lip[cut:] if split == "train" else lip[:cut]
@@ -199,8 +226,15 @@ class WindowSource:
         nl, nu = len(self.poser.lower_cols), len(self.poser.upper_cols)
         self.dims = {"face": self.seqs[0].face.shape[-1], "lower": 2 * nl, "upper": 2 * nu}
         self.n_styles = len(self.corpus.styles)
-        lengths = np.array([s.n_frames for s in self.seqs], np.float64)
+        lengths = np.array([s.n_frames * self._source_weight(s.name) for s in self.seqs], np.float64)
         self.weights = lengths / lengths.sum()
+
+    def _source_weight(self, name: str) -> float:
+        """Sampling weight per frame: a real source's from ``data.real_sources``, 1 for the corpus's sequences."""
+        if self.exp.data.subset != "real":
+            return 1.0
+        sources = self.exp.data.real_sources.items()
+        return float(next((w for k, w in sources if name.startswith(REAL_PREFIX[k])), 1.0))
 
     def meta(self) -> dict:
         listed = {k: {m: v[m].tolist() for m in ("mean", "std")} for k, v in self.stats.items()}
@@ -247,7 +281,10 @@ class WindowSource:
             mel_self, mel_partner = cut(lambda s, a, p: s.mel[p]), cut(lambda s, a, p: s.mel[1 - p])
             if augment is not None:
                 mel_self, mel_partner = augment(mel_self), augment(mel_partner)
-            return {"x0": self._norm("face", cut(lambda s, a, p: s.face[p])),
+            ones = np.ones(self.dims["face"], np.float32)
+            loss_mask = torch.from_numpy(np.stack([ones if s.mask is None else s.mask for s, _, _ in items]))[:, None]
+            # unsupervised channels of a real voice sit at the corpus mean (0 once normalised): no loss, no cue
+            return {"x0": self._norm("face", cut(lambda s, a, p: s.face[p])) * loss_mask, "loss_mask": loss_mask,
                     "mel_self": self._norm("mel", mel_self), "mel_partner": self._norm("mel", mel_partner),
                     "style": torch.from_numpy(np.array([s.style[p] for s, _, p in items])),
                     "facing": cut(lambda s, a, p: s.facing[p])[..., None], "context_mask": mask}  # fmt: skip

@@ -42,7 +42,7 @@ class Diffusion(nn.Module):
         x0: torch.Tensor,  # (B, T, D) clean normalised target
         cond: dict[str, torch.Tensor],  # network conditions (audio, style, actions, ...)
         context_mask: torch.Tensor,  # (B, T, 1) 1 on frames given as known context
-        channel_weights: torch.Tensor | None = None,  # (D,) per-channel loss weights (lip fine-tuning)
+        channel_weights: torch.Tensor | None = None,  # (D,) or (B, 1, D) per-channel loss weights
     ) -> tuple[torch.Tensor, dict[str, float]]:
         b = x0.shape[0]
         if self.config.regression:
