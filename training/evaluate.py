@@ -48,6 +48,9 @@ from training.metrics import adapter as ad
 from training.metrics import body as bm
 from training.metrics import face as fm
 from training.metrics.scores import BodyContext, BodyScores
+from training.real_speech import PARTS as REAL_PARTS
+from training.real_speech import markdown as real_markdown
+from training.real_speech import real_speech_report
 from training.reporting import cpu_model, json_safe
 
 log = logging.getLogger("training.evaluate")
@@ -264,6 +267,8 @@ def markdown(report: dict) -> str:
     ]  # fmt: skip
     for row in report["rows"]:
         lines.append(f"| {row['name']} | " + " | ".join(_fmt(row.get(k)) for k in columns) + " |")
+    if report.get("real_speech"):
+        lines += ["", "## Real speech", "", real_markdown(report["real_speech"])]
     lines += ["", "Definitions (training/metrics):", ""]
     lines += [f"- {k}: {v}" for k, v in report["definitions"].items()]
     return "\n".join(lines) + "\n"
@@ -316,6 +321,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: no spinning on a shared CPU)")
     ap.add_argument("--out", type=Path, default=Path("runs/eval"))
+    ap.add_argument("--real-speech", nargs="*", choices=REAL_PARTS, help="face: also the real-speech tables on "
+                    "../shared/external (the bundle if given, else the checkpoint); no value = all")  # fmt: skip
+    ap.add_argument("--skip-synthetic", action="store_true", help="only the real-speech tables (no corpus needed)")
     args = ap.parse_args(argv)
     for name in ("samples", "stream_samples", "limit", "threads"):
         value = getattr(args, name)
@@ -351,12 +359,6 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
     fraction = (
         args.test_fraction if args.test_fraction is not None else data.get("test_fraction", DataConfig.test_fraction)
     )
-    corpus = Corpus(corpus_path, args.cache)
-    train, test = corpus.rel.split(fraction)
-    names = sorted(s.name for s in test)[: args.limit]
-    if not names:
-        raise ValueError(f"{corpus_path}: no held-out sequences at test fraction {fraction}")
-    clips = load_clips(corpus, names, args.max_seconds)
     model = ad.CheckpointModel([ckpt], name=args.checkpoint.stem)
     baselines = [ad.CheckpointModel([o], name=Path(o["path"]).stem) for o in others]
     bundle = None
@@ -365,12 +367,25 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
 
         bundle = Model.load(args.bundle)
     settings = _settings(args, bundle.bundle.defaults if bundle is not None else {})
-    log.info("evaluating %s on %d clips (%.1f min)", args.checkpoint, len(clips), sum(c.n for c in clips) / FPS / 60)
-    if args.model == "face":
-        rows = evaluate_face(model, baselines, clips, settings, args, bundle)
-    else:
-        train_arrays = corpus.sequences([s.name for s in train])
-        rows = evaluate_body(model, baselines, clips, train_arrays, settings, args, bundle)
+    real = None
+    if args.real_speech is not None and args.model == "face":
+        real = real_speech_report(bundle or model, settings, args.max_seconds, tuple(args.real_speech) or REAL_PARTS)
+    clips, rows = [], []
+    if not args.skip_synthetic:
+        corpus = Corpus(corpus_path, args.cache)
+        train, test = corpus.rel.split(fraction)
+        names = sorted(s.name for s in test)[: args.limit]
+        if not names:
+            raise ValueError(f"{corpus_path}: no held-out sequences at test fraction {fraction}")
+        clips = load_clips(corpus, names, args.max_seconds)
+        log.info(
+            "evaluating %s on %d clips (%.1f min)", args.checkpoint, len(clips), sum(c.n for c in clips) / FPS / 60
+        )
+        if args.model == "face":
+            rows = evaluate_face(model, baselines, clips, settings, args, bundle)
+        else:
+            train_arrays = corpus.sequences([s.name for s in train])
+            rows = evaluate_body(model, baselines, clips, train_arrays, settings, args, bundle)
     report = {
         "model": args.model,
         "command": shlex.join([Path(sys.executable).name, "-m", "training.evaluate", *(argv or sys.argv[1:])]),
@@ -386,6 +401,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "samples": args.samples if args.model == "body" else 1,
         "stream_samples": args.stream_samples if args.model == "body" else 1,
         "rows": rows,
+        "real_speech": real,
         "definitions": fm.DEFINITIONS if args.model == "face" else bm.DEFINITIONS,
         "elapsed_seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
@@ -393,6 +409,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"eval_{args.model}.json").write_text(json.dumps(report, indent=1))
     (args.out / f"eval_{args.model}.md").write_text(markdown(report))
+    if real is not None:
+        print(real_markdown(json_safe(real)))
     log.info("wrote %s and %s", args.out / f"eval_{args.model}.md", args.out / f"eval_{args.model}.json")
     return report
 

@@ -5,7 +5,8 @@
 - ``real_speech.png``: ``dev00.wav`` of pyannote-audio's test data (``--speech``; 30 s of a real two-person
   meeting, mono, in no training corpus), split into two microphones by the speaker turns listed in the README next
   to it (A's turns on A's channel, silence elsewhere; overlapping turns on both), streamed through the engine. Per
-  person: their channel's waveform (grey), the generated jawOpen and mouthClose, their turns shaded. Skipped with a
+  person: their channel's waveform (grey), the generated jawOpen, eyeBlink, browInnerUp and mouthSmile (the
+  living-face layer on, as streamed by default), their turns shaded. Skipped with a
   log line when the recording is absent.
 - ``body_strip.png``: the first held-out sequence of the corpus (by name; ``InterActRelease.split`` at the test
   fraction the bundle's body model was trained with), its first ``--seconds``, at 6 evenly spaced moments. Top row:
@@ -25,7 +26,7 @@ import numpy as np
 
 from runtime.constants import ACTIONS, FPS, SAMPLE_RATE, SPEAKERS
 from runtime.engine.settings import SessionSettings
-from runtime.formats.arkit import N_BLENDSHAPES
+from runtime.formats.arkit import INDEX, N_BLENDSHAPES
 from runtime.formats.wav import read_audio
 from runtime.model.model import DEFAULT_BUNDLE, Model
 from runtime.sinks import contact_sheet as cs
@@ -39,7 +40,8 @@ log = logging.getLogger("training.figures")
 SPEECH = Path("../shared/external/pyannote-dialogue/dev00.wav")
 TURN_ROW = re.compile(r"\|\s*(\S+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*(\S+)\s*\|")  # | file | start | dur | who |
 HOP = 160  # samples per column of the waveform envelope (10 ms)
-MOUTH = {"jawOpen": "tab:green", "mouthClose": "tab:purple"}  # curve -> colour (A and B are blue and orange)
+FACE = {"jawOpen": "tab:green", "eyeBlink": "tab:red", "browInnerUp": "tab:brown",
+        "mouthSmile": "tab:pink"}  # curve -> colour (A and B are blue and orange)  # fmt: skip
 
 
 def _figure(height: float):
@@ -90,11 +92,13 @@ def real_speech(model: Model, wav: Path, out: Path) -> None:
                         label="their channel")  # fmt: skip
         for k, (a, b) in enumerate((a, b) for a, b, who in turns if who == name):
             ax.axvspan(a, b, color=cs.COLOURS[p], alpha=0.12, lw=0, label="their turns" if k == 0 else None)
-        for label, colour in MOUTH.items():
-            ax.plot(frames.time, cs.curve(frames.people[p].blendshapes, label), color=colour, lw=1.2, label=label)
-        ax.set_title(f"person {SPEAKERS[p]} = {name}: generated mouth", fontsize=10, loc="left")
+        for label, colour in FACE.items():
+            w = frames.people[p].blendshapes
+            y = w[:, INDEX[label]] if label in INDEX else cs.curve(w, label)
+            ax.plot(frames.time, y, color=colour, lw=1.2, label=label)
+        ax.set_title(f"person {SPEAKERS[p]} = {name}: generated face", fontsize=10, loc="left")
         ax.set(xlim=(0.0, len(mix) / SAMPLE_RATE), ylim=(0.0, 1.0), ylabel="weight")
-        ax.legend(loc="upper right", fontsize=8, ncol=4)
+        ax.legend(loc="upper right", fontsize=8, ncol=6)
     ax.set_xlabel("time (s)")
     fig.suptitle(f"{wav.name} (pyannote-audio test data): real two-person speech the model never saw, split into two"
                  f" microphones by its annotated turns\nbundle {model.bundle.name}, streamed with block "
