@@ -59,7 +59,7 @@ def find_corpus(model: Model, override: Path | None) -> tuple[Path | None, float
 def run_quality(model: Model, settings: list[Setting], corpus_override: Path | None, n_clips: int, seconds: float,
                 latency_of: Callable[[Setting], float]) -> dict:  # fmt: skip
     try:
-        from training.evaluate import load_clips
+        from training.clips import load_clips
         from training.metrics import adapter as ad
         from training.metrics import body as bm
         from training.metrics import face as fm

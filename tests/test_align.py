@@ -14,10 +14,9 @@ from training.data.align import (
     MissingWordsError,
     align,
     arpabet_to_espeak,
-    coverage,
-    energetic_frames,
     transcript_words,
 )
+from training.data.read_speech import coverage, energetic_frames
 from training.data.visemes import _SYMBOLS, is_bilabial
 
 # The 39 phones of CMUdict / PocketSphinx's en-us model.
@@ -126,7 +125,7 @@ def test_failures_are_alignment_errors_naming_the_file(clip):
 def test_dataset_helper_yields_aligned_files_and_skips_failures(clip, tmp_path, caplog):
     import soundfile as sf
 
-    from training.data.align import align_dataset
+    from training.data.read_speech import align_dataset
 
     audio, rate = clip
     sf.write(tmp_path / "a.flac", audio, rate)

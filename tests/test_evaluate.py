@@ -12,6 +12,7 @@ import yaml
 from runtime.engine.settings import SessionSettings
 from training import evaluate
 from training.checkpoint import load_weights
+from training.clips import load_clips
 from training.data.windows import Corpus
 from training.metrics import adapter as ad
 from training.metrics import body as bm
@@ -96,7 +97,7 @@ def test_the_engine_fed_real_body_windows_reproduces_the_real_motion(tiny):
     """GroundTruthBody indexes the engine's windows right: what the engine poses is the corpus motion."""
     model = ad.CheckpointModel([load_weights(tiny["face"])])
     corpus = Corpus(tiny["corpus"], tiny["cache"])
-    clip = evaluate.load_clips(corpus, ["20260101_001"], 6.0)[0]
+    clip = load_clips(corpus, ["20260101_001"], 6.0)[0]
     lower, upper = model.poser.join(clip.seq.body[0], clip.seq.body[1])
     settings = SessionSettings(
         block=5,

@@ -46,9 +46,12 @@ def test_per_window_channel_mask_limits_the_loss_to_supervised_channels() -> Non
 
 
 def test_real_english_becomes_a_masked_single_speaker_sequence(external: Path) -> None:
-    from training.data.align import align_file, dataset_items
-    from training.data.real import EXPRESSION_CHANNELS, _single, english_mask, english_target
+    from runtime.engine.audio import log_mel
+    from training.data.align import align_file
+    from training.data.read_speech import dataset_items
+    from training.data.real import EXPRESSION_CHANNELS, english_mask, english_target
     from training.data.visemes import MOUTH_CHANNELS, phone_classes
+    from training.data.windows import single_speaker
 
     path, text = next((p, t) for p, t in dataset_items(external / "dc-tts-read-speech") if t)
     audio = read_audio(path).channels[0]
@@ -65,7 +68,7 @@ def test_real_english_becomes_a_masked_single_speaker_sequence(external: Path) -
             vowels[int(p.start * FPS) : int(np.ceil(p.end * FPS))] = True
     assert face[vowels, JAW].mean() > 2 * face[~vowels, JAW].mean(), "the jaw opens on the aligned vowels"
 
-    seq = _single("en_test", audio, face, mask, style=8)
+    seq = single_speaker("en_test", log_mel(audio), face, 8, mask)
     assert seq.mel.shape[0] == 2 and seq.mel.shape[1] == seq.face.shape[1] == seq.n_frames
     assert np.allclose(seq.mel[1], np.log(LOG_FLOOR)), "B is a quiet room"
     assert seq.body is None and seq.mask.dtype == np.float32 and list(seq.style) == [8, 8]

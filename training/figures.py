@@ -30,9 +30,9 @@ from runtime.formats.arkit import INDEX, N_BLENDSHAPES
 from runtime.formats.wav import read_audio
 from runtime.model.model import DEFAULT_BUNDLE, Model
 from runtime.sinks import contact_sheet as cs
+from training.clips import load_clips
 from training.config import DataConfig
 from training.data.windows import Corpus
-from training.evaluate import load_clips
 from training.metrics.adapter import run_engine
 
 log = logging.getLogger("training.figures")

@@ -130,7 +130,7 @@ def _name(c: int) -> str:
 
 def english_rows(model, settings: SessionSettings, max_files: int | None = None) -> list:
     """Lip error over the viseme channels and bilabial closure on held-out real English, phoneme-driven targets."""
-    from training.data.align import align_file
+    from training.data.align import AlignmentError, align
     from training.data.faces import bilabial_closure_rate
     from training.data.real import ENGLISH_HELD_OUT_ONLY, ENGLISH_TRAIN, english_items, english_mask, english_target
 
@@ -139,13 +139,13 @@ def english_rows(model, settings: SessionSettings, max_files: int | None = None)
     for name in (ENGLISH_TRAIN, *ENGLISH_HELD_OUT_ONLY):
         errors, closures, seconds, failed = [], [], 0.0, 0
         for path, transcript in english_items(name, held_out=True)[:max_files]:
+            audio = _mono(path, None)
             try:
-                phones = align_file(path, transcript)
-            except Exception as e:  # noqa: BLE001 - the aligner's failures are per file; say so and go on
+                phones = align(audio, SAMPLE_RATE, transcript, source=str(path))
+            except AlignmentError as e:  # per file: say so and go on
                 log.warning("%s: not aligned (%s); skipped", path.name, e)
                 failed += 1
                 continue
-            audio = _mono(path, None)
             w = stream(model, settings, audio).people[0].blendshapes
             gt = english_target(audio, phones, len(w))
             errors.append(float(np.abs(w[:, channels] - gt[:, channels]).max(axis=1).mean()))

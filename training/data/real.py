@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, LOG_FLOOR, N_MELS, SAMPLE_RATE
+from runtime.constants import FPS, SAMPLE_RATE
 from runtime.engine.audio import log_mel
 from runtime.formats.arkit import INDEX, N_BLENDSHAPES
 from runtime.formats.wav import read_audio
+from training.data.windows import single_speaker
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ FACEGOOD_ACTIVE_P95 = 0.05  # a FACEGOOD channel is supervised where its 95th pe
 
 def english_items(name: str, held_out: bool) -> list[tuple[Path, str]]:
     """(audio, transcript) of one English set, the training or the held-out part."""
-    from training.data.align import dataset_items
+    from training.data.read_speech import dataset_items
 
     items = [(p, t) for p, t in dataset_items(EXTERNAL / name) if t]
     if name in ENGLISH_HELD_OUT_ONLY:
@@ -85,20 +86,6 @@ def facegood_mask(weights: list[np.ndarray], valid: np.ndarray) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def _single(name: str, audio: np.ndarray, face: np.ndarray, mask: np.ndarray, style: int):
-    """A one-speaker sequence: A speaks, B is a quiet room with a neutral (masked) face."""
-    from training.data.windows import SeqArrays
-
-    mel = log_mel(audio)
-    n = min(len(mel), len(face))
-    silence = np.full((n, N_MELS), np.log(LOG_FLOOR), np.float32)
-    return SeqArrays(
-        name, np.stack([mel[:n], silence]), np.stack([face[:n], np.zeros_like(face[:n])]), None,
-        np.full((2, n), ACTIONS.index(DEFAULT_ACTION), np.int64), np.ones((2, n), np.float32),
-        np.zeros((2, n, 4), np.float32), np.array([style, style], np.int64), mask.astype(np.float32),
-    )  # fmt: skip
-
-
 def english_sequences(style: int) -> list:
     """The training part of the read English, aligned; unalignable files are named and skipped."""
     from training.data.align import AlignmentError, align
@@ -113,7 +100,8 @@ def english_sequences(style: int) -> list:
             failed += 1
             continue
         n = int(len(audio) / SAMPLE_RATE * FPS)
-        out.append(_single(f"en_{path.stem}", audio, english_target(audio, phones, n), english_mask(), style))
+        face = english_target(audio, phones, n)
+        out.append(single_speaker(f"en_{path.stem}", log_mel(audio), face, style, english_mask()))
     log.info("real English: %d files aligned, %d skipped", len(out), failed)
     return out
 
@@ -128,7 +116,7 @@ def facegood_sequences(style: int) -> list:
     pairs = [load_pair(pair_id) for pair_id in TRAIN_IDS]
     mask = facegood_mask([p.weights for p in pairs], pairs[0].mask)
     log.info("FACEGOOD: supervising %s", ", ".join(n for n, i in INDEX.items() if mask[i]))
-    return [_single(f"facegood_{p.pair_id}", p.audio, p.weights, mask, style) for p in pairs]
+    return [single_speaker(f"facegood_{p.pair_id}", log_mel(p.audio), p.weights, style, mask) for p in pairs]
 
 
 def real_sequences(style: int) -> list:

@@ -87,19 +87,22 @@ def _sequence_arrays(rel: InterActRelease, seq: Sequence, layout: MotionLayout, 
     )
 
 
+def single_speaker(name: str, mel: np.ndarray, face: np.ndarray, style: int, mask: np.ndarray | None = None):
+    """A one-speaker sequence (A's log-mel and face); B is a quiet room with a face of zeros, never a target."""
+    n = min(len(face), len(mel))
+    silence = np.full((n, N_MELS), np.log(LOG_FLOOR), np.float32)
+    return SeqArrays(
+        name, np.stack([mel[:n], silence]), np.stack([face[:n], np.zeros_like(face[:n])]), None,
+        np.full((2, n), ACTIONS.index(DEFAULT_ACTION), np.int64), np.ones((2, n), np.float32),
+        np.zeros((2, n, 4), np.float32), np.array([style, style], np.int64),
+        None if mask is None else mask.astype(np.float32),
+    )  # fmt: skip
+
+
 def _lip_arrays(folder: Path, face_columns: tuple[str, ...], style: int) -> list[SeqArrays]:
-    out = []
-    for npy in sorted((folder / "face_arkit").glob("*.npy")):
-        face = select(np.load(npy), face_columns)
-        mel = _mel(folder / "wav" / f"{npy.stem}.wav")
-        n = min(len(face), len(mel))
-        silence = np.full((n, N_MELS), np.log(LOG_FLOOR), np.float32)
-        out.append(SeqArrays(
-            npy.stem, np.stack([mel[:n], silence]), np.stack([face[:n], np.zeros_like(face[:n])]), None,
-            np.full((2, n), ACTIONS.index(DEFAULT_ACTION), np.int64), np.ones((2, n), np.float32),
-            np.zeros((2, n, 4), np.float32), np.array([style, style], np.int64),
-        ))  # fmt: skip
-    return out
+    faces = sorted((folder / "face_arkit").glob("*.npy"))
+    return [single_speaker(f.stem, _mel(folder / "wav" / f"{f.stem}.wav"), select(np.load(f), face_columns), style)
+            for f in faces]  # fmt: skip
 
 
 def _save(path: Path, s: SeqArrays) -> None:
