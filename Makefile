@@ -34,6 +34,7 @@ train:
 	$(PY) -m training.train --config training/configs/face_real.yaml
 	$(PY) -m training.train --config training/configs/face_regression.yaml
 	$(PY) -m training.train --config training/configs/body.yaml
+	$(PY) -m training.train --config training/configs/body_motion.yaml
 	$(PY) -m training.train --config training/configs/body_single.yaml
 
 evaluate:
@@ -41,17 +42,17 @@ evaluate:
 	$(PY) -m training.evaluate --model face --checkpoint runs/face_real/face_real.pt --max-seconds 60 --out $(EVAL) \
 		--baseline-checkpoint runs/face_lip/face_lip.pt runs/face/face.pt runs/face_regression/face_regression.pt \
 		--real-speech
-	$(PY) -m training.evaluate --model body --checkpoint runs/body/body.pt --max-seconds 60 --out $(EVAL) \
-		--baseline-checkpoint runs/body_single/body_single.pt
+	$(PY) -m training.evaluate --model body --checkpoint runs/body_motion/body_motion.pt --max-seconds 60 \
+		--out $(EVAL) --baseline-checkpoint runs/body/body.pt runs/body_single/body_single.pt --real-speech
 
 checkpoints:
 	mkdir -p $(CKPT) $(CKPT)/eval
-	cp runs/face_real/face_real.pt runs/body/body.pt $(CKPT)/
+	cp runs/face_real/face_real.pt runs/body_motion/body_motion.pt $(CKPT)/
 	cp $(EVAL)/eval_face.json $(EVAL)/eval_body.json $(CKPT)/eval/
 
 export:
 	@scripts/bootstrap.sh train,export,dev
-	$(PY) -m export.onnx --face $(CKPT)/face_real.pt --body $(CKPT)/body.pt --steps 2 4 \
+	$(PY) -m export.onnx --face $(CKPT)/face_real.pt --body $(CKPT)/body_motion.pt --steps 2 4 \
 		--out runtime/assets/default --name interact-default \
 		--evaluation $(CKPT)/eval/eval_face.json $(CKPT)/eval/eval_body.json --card export/MODEL_CARD.md
 

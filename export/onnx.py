@@ -27,6 +27,7 @@ from runtime.model.backends import Signature, TensorSpec
 from runtime.model.sampling import Schedule
 from training.checkpoint import load_weights
 from training.models import KINDS, build_nets
+from training.models.body import as_served
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def load_models(checkpoints: dict[str, Path]) -> tuple[dict[str, torch.nn.Module
             prefix = f"{name}."
             state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
             net.load_state_dict(state)
-            nets[name] = net.eval()
+            nets[name] = as_served(net.eval())  # voice guidance inside the graph where the config asks for it
         ckpt["path"] = str(path)
         ckpts[kind] = ckpt
     return nets, ckpts

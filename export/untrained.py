@@ -25,6 +25,7 @@ from runtime.motion.root import MotionLayout
 from training.checkpoint import save_weights
 from training.data.skeleton_def import make_skeleton
 from training.models import build_nets
+from training.models.body import as_served
 
 STYLES = ["actor_001", "actor_002"]
 
@@ -55,9 +56,11 @@ def make_untrained_bundle(
     net = {"dim": dim, "depth": depth, "n_heads": 4, "ff_mult": 2}
     configs = {
         "face": {"face": {"n_features": N_BLENDSHAPES, "n_styles": len(STYLES), **net}},
-        "body": {"body_lower": {"part": "lower", "n_features": nl, **net},
-                 "body_upper": {"part": "upper", "n_features": nu, "n_lower": nl, **net}},
-    }  # fmt: skip
+        "body": {
+            "body_lower": {"part": "lower", "n_features": nl, **net},
+            "body_upper": {"part": "upper", "n_features": nu, "n_lower": nl, "guidance": 2.0, **net},
+        },
+    }  # fmt: skip  (the upper body guided as the shipped one is, so every test runs that graph)
     out.mkdir(parents=True, exist_ok=True)
     ckpts, graphs, schedule = {}, {}, Schedule()
     for kind, cfg in configs.items():
@@ -70,7 +73,7 @@ def make_untrained_bundle(
         ckpts[kind] = {"path": str(path), "sha256": sha, "kind": kind, "model_config": cfg, "meta": meta}
         for name, n in nets.items():
             n.load_state_dict({k: v.half().float() for k, v in n.state_dict().items()})  # as the checkpoint holds
-            graphs.update(export_model(name, n.eval(), schedule, list(steps), out))
+            graphs.update(export_model(name, as_served(n.eval()), schedule, list(steps), out))
     write_bundle(out, "untrained", graphs, ckpts, schedule)
     return out
 

@@ -199,3 +199,35 @@ def test_ddp_with_torchrun_on_cpu(tiny_corpus: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     ckpt = load_weights(tmp_path / "face" / "face.pt")
     assert ckpt["meta"]["train"]["steps"] == 4
+
+
+def test_voice_guidance_is_one_batched_call_equal_to_the_two_separate_ones() -> None:
+    from training.models.body import AudioGuided, BodyConfig, BodyDenoiser, as_served
+
+    torch.manual_seed(0)
+    net = BodyDenoiser(BodyConfig(part="upper", n_features=6, n_lower=4, dim=32, depth=1, guidance=3.0)).eval()
+    torch.nn.init.normal_(net.out.weight, std=0.5)
+    b, t = 2, 10
+    kw = {"actions": torch.randint(0, 3, (b, t, 2)), "placement": torch.randn(b, 4), "context": torch.zeros(b, t, 6),
+          "context_mask": torch.zeros(b, t, 1), "lower": torch.randn(b, t, 4)}  # fmt: skip
+    x, step, mel_a, mel_b = torch.randn(b, t, 6), torch.tensor([500, 20]), torch.randn(b, t, 80), torch.randn(b, t, 80)
+    served = as_served(net)
+    assert isinstance(served, AudioGuided)
+    with torch.no_grad():
+        cond = net(x, step, mel_a, mel_b, **kw)
+        uncond = net(x, step, torch.zeros_like(mel_a), torch.zeros_like(mel_b), **kw)
+        got = served(x, step, mel_a, mel_b, **kw)
+    torch.testing.assert_close(got, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, cond)
+    plain = BodyDenoiser(BodyConfig(part="lower", n_features=6, dim=32, depth=1))
+    assert as_served(plain) is plain  # guidance 1: served as trained
+
+
+def test_net_config_per_part_overrides_reach_only_that_part() -> None:
+    from training.config import Experiment
+    from training.tasks import model_configs
+
+    exp = Experiment(model="body", net={"dim": 32, "depth": 1, "upper": {"guidance": 3.5}})
+    cfg = model_configs(exp, {"lower": 10, "upper": 20}, 2)
+    assert cfg["body_upper"]["guidance"] == 3.5 and cfg["body_upper"]["dim"] == 32
+    assert "guidance" not in cfg["body_lower"] and "upper" not in cfg["body_lower"]

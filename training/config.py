@@ -49,6 +49,7 @@ class TrainConfig:
     p_drop_style: float = 0.1
     p_drop_action: float = 0.1
     velocity_weight: float = 1.0
+    acceleration_weight: float = 0.0  # loss on second differences (see DiffusionConfig)
     context_noise: float = 0.5  # max std of the noise blurring the known context (see DiffusionConfig)
     regression: bool = False  # the same-size no-diffusion baseline
     augment: bool = True

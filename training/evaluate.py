@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from runtime.constants import ACTIONS, FPS
-from runtime.engine.settings import SessionSettings
+from runtime.engine.settings import BODY_NOISE, SessionSettings
 from training.checkpoint import load_weights
 from training.clips import Clip, load_clips
 from training.config import DataConfig
@@ -46,7 +46,10 @@ from training.data.windows import Corpus, SeqArrays
 from training.metrics import adapter as ad
 from training.metrics import body as bm
 from training.metrics import face as fm
+from training.metrics import motion as mo
 from training.metrics.scores import BodyContext, BodyScores
+from training.real_body import markdown as body_real_markdown
+from training.real_body import real_body_report
 from training.real_speech import PARTS as REAL_PARTS
 from training.real_speech import markdown as real_markdown
 from training.real_speech import real_speech_report
@@ -59,7 +62,9 @@ FACE_COLUMNS = {"lip_error": "lip error", "fdd": "FDD", "bilabial_closure": "bil
 BODY_COLUMNS = {"fid_g": "FID_g", "fid_k": "FID_k", "div_g": "Div_g", "div_k": "Div_k", "div_sample": "Div_sample",
                 "beat_consistency": "BC", "foot_skating": "foot skating (cm/s)", "jerk": "jerk (m/s³)",
                 "action_agreement": "action agreement", "distance_w1": "distance W1 (m)",
-                "facing_w1": "facing W1 (°)", "rtf": "RTF"}  # fmt: skip
+                "facing_w1": "facing W1 (°)", "wrists_speed": "wrist speed (h/s)", "wrists_speaking": "speaking",
+                "wrists_listening": "listening", "energy_ratio": "energy ratio", "strokes_per_min": "strokes/min",
+                "hand_speed_w1": "hand-speed W1", "rtf": "RTF"}  # fmt: skip
 BASELINE_KINDS = {"face": ("face",), "body": ("body", "body_single")}
 
 
@@ -118,7 +123,8 @@ def evaluate_body(model: ad.CheckpointModel, baselines: list[ad.CheckpointModel]
     speeds = np.concatenate([bm.joint_speed(m.local) for pair in truth for m in pair])  # (frames, J)
     ctx = BodyContext([tuple(bm.speech_onsets(c.audio[p], active=c.active[p]) for p in (0, 1)) for c in clips],
                       speeds.mean(axis=0), bm.upper_body_joints(sk, layout), bm.foot_joints(sk, layout),
-                      rest_hip_height(sk))  # fmt: skip
+                      rest_hip_height(sk), [c.active for c in clips], mo.group_joints(sk.names),
+                      mo.body_height(sk))  # fmt: skip
     gt = BodyScores(ctx)
     for i, (c, pair) in enumerate(zip(clips, truth, strict=True)):
         gt.add(i, c.seq.actions, [pair])
@@ -201,7 +207,9 @@ def markdown(report: dict) -> str:
         f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)",
         f"- test clips: {len(report['clips'])} held-out sequences of `{report['corpus']}` (test fraction "
         f"{report['test_fraction']}), {report['audio_seconds'] / 60:.1f} min",
-        f"- streaming: block {s['block']}, lookahead {s['lookahead']}, context {s['context']}, K {s['steps']}; "
+        f"- streaming: block {s['block']}, lookahead {s['lookahead']}, context {s['context']}, K {s['steps']}"
+        + (f", body smoothing {s['body_smooth']}, seam {s['body_seam']}, noise {s['body_noise']}, voice guidance "
+           f"{s['body_guidance']}" if report["model"] == "body" else "") + "; "
         f"samples: offline {report['samples']}, streaming {report['stream_samples']}",
         *[f"- {c['role']}: `{c['path']}` ({c['kind']}, {c['train_steps']} steps) sha256 `{c['sha256']}`"
           for c in report["checkpoints"]],
@@ -210,7 +218,8 @@ def markdown(report: dict) -> str:
     for row in report["rows"]:
         lines.append(f"| {row['name']} | " + " | ".join(_fmt(row.get(k)) for k in columns) + " |")
     if report.get("real_speech"):
-        lines += ["", "## Real speech", "", real_markdown(report["real_speech"])]
+        real = real_markdown if report["model"] == "face" else body_real_markdown
+        lines += ["", "## Real speech", "", real(report["real_speech"])]
     lines += ["", "Definitions (training/metrics):", ""]
     lines += [f"- {k}: {v}" for k, v in report["definitions"].items()]
     return "\n".join(lines) + "\n"
@@ -230,7 +239,8 @@ def _settings(args: argparse.Namespace, defaults: dict) -> SessionSettings:
     base = SessionSettings()
     pick = {k: getattr(args, k) if getattr(args, k) is not None else int(defaults.get(k, getattr(base, k)))
             for k in ("block", "lookahead", "context", "steps", "face_known")}  # fmt: skip
-    pick["body_smooth"] = base.body_smooth if args.body_smooth is None else args.body_smooth
+    for name in ("body_smooth", "body_seam", "body_noise"):
+        pick[name] = getattr(base, name) if getattr(args, name) is None else getattr(args, name)
     return SessionSettings(**pick, seed=args.seed, degrade=False).validate()
 
 
@@ -253,6 +263,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         flag = f"--{name.replace('_', '-')}"
         ap.add_argument(flag, type=int, help=f"{what} (default: the bundle's, else SessionSettings')")
     ap.add_argument("--body-smooth", type=float, help="frames of body smoothing, 0 = off (default: SessionSettings')")
+    ap.add_argument("--body-seam", type=float, help="body seam rate per frame, 0 = off (default: SessionSettings')")
+    ap.add_argument(
+        "--body-guidance",
+        type=float,
+        help="override the upper body's voice guidance (1 = off; default: the checkpoint's)",
+    )
+    ap.add_argument(
+        "--body-noise", choices=BODY_NOISE, help="body networks drawing noise per window (default: SessionSettings')"
+    )
     ap.add_argument("--samples", type=int, default=5, help="body: samples per clip offline (Div_sample needs >= 2)")
     ap.add_argument("--stream-samples", type=int, default=1, help="body: samples per clip streamed")
     ap.add_argument("--max-seconds", type=float, help="evaluate at most this much of each clip")
@@ -263,8 +282,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: no spinning on a shared CPU)")
     ap.add_argument("--out", type=Path, default=Path("runs/eval"))
-    ap.add_argument("--real-speech", nargs="*", choices=REAL_PARTS, help="face: also the real-speech tables on "
-                    "../shared/external (the bundle if given, else the checkpoint); no value = all")  # fmt: skip
+    ap.add_argument("--real-speech", nargs="*", choices=REAL_PARTS, help="also the real-speech tables on "
+                    "../shared/external (the bundle if given, else the checkpoint); face: no value = all parts; body: "
+                    "BEAT speaker/listener and the real capture")  # fmt: skip
     ap.add_argument("--skip-synthetic", action="store_true", help="only the real-speech tables (no corpus needed)")
     args = ap.parse_args(argv)
     for name in ("samples", "stream_samples", "limit", "threads"):
@@ -292,6 +312,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
     """Run the evaluation ``args`` describe; writes the report files and returns the report."""
     t0 = time.perf_counter()
     ckpt = _load(args.checkpoint, (args.model,), "model")
+    if args.body_guidance is not None and "body_upper" in ckpt["model_config"]:
+        ckpt["model_config"]["body_upper"]["guidance"] = args.body_guidance
     others = [_load(p, BASELINE_KINDS[args.model], "baseline") for p in args.baseline_checkpoint]
     data = ckpt["meta"].get("data") or {}
     corpus_path = args.corpus or data.get("corpus")
@@ -312,6 +334,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
     real = None
     if args.real_speech is not None and args.model == "face":
         real = real_speech_report(bundle or model, settings, args.max_seconds, tuple(args.real_speech) or REAL_PARTS)
+    elif args.real_speech is not None:
+        real = real_body_report(bundle or model, settings, args.max_seconds)
     clips, rows = [], []
     if not args.skip_synthetic:
         corpus = Corpus(corpus_path, args.cache)
@@ -339,12 +363,14 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "corpus": str(corpus_path), "test_fraction": fraction,
         "clips": [{"name": c.seq.name, "frames": c.n} for c in clips],
         "audio_seconds": sum(c.n for c in clips) / FPS,
-        "settings": {k: getattr(settings, k) for k in ("block", "lookahead", "context", "steps", "seed")},
+        "settings": {**{k: getattr(settings, k) for k in ("block", "lookahead", "context", "steps", "seed",
+                                                          "body_smooth", "body_seam", "body_noise")},
+                     "body_guidance": ckpt["model_config"].get("body_upper", {}).get("guidance", 1.0)},
         "samples": args.samples if args.model == "body" else 1,
         "stream_samples": args.stream_samples if args.model == "body" else 1,
         "rows": rows,
         "real_speech": real,
-        "definitions": fm.DEFINITIONS if args.model == "face" else bm.DEFINITIONS,
+        "definitions": fm.DEFINITIONS if args.model == "face" else bm.DEFINITIONS | mo.DEFINITIONS,
         "elapsed_seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
     report = json_safe(report)
@@ -352,7 +378,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
     (args.out / f"eval_{args.model}.json").write_text(json.dumps(report, indent=1))
     (args.out / f"eval_{args.model}.md").write_text(markdown(report))
     if real is not None:
-        print(real_markdown(json_safe(real)))
+        print((real_markdown if args.model == "face" else body_real_markdown)(json_safe(real)))
     log.info("wrote %s and %s", args.out / f"eval_{args.model}.md", args.out / f"eval_{args.model}.json")
     return report
 

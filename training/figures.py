@@ -12,6 +12,9 @@
   fraction the bundle's body model was trained with), its first ``--seconds``, at 6 evenly spaced moments. Top row:
   the corpus motion. Bottom row: the engine's, streamed from the same two microphones and per-frame action labels
   (as ``training.evaluate`` streams bodies). Both are posed and drawn as the recording contact sheet draws them.
+- ``body_speed.png``: mean wrist speed over time (body heights/s, ``training.metrics.motion``; 0.3 s smoothing), speech
+  shaded. Top: ``--beat`` (real spontaneous speech, BEAT, evaluation only) as A's microphone and a quiet room as B's,
+  speaker and listener. Bottom: the body strip's held-out clip, person A, the corpus motion and the engine's.
 """
 
 from __future__ import annotations
@@ -33,11 +36,16 @@ from runtime.sinks import contact_sheet as cs
 from training.clips import load_clips
 from training.config import DataConfig
 from training.data.windows import Corpus
+from training.metrics import body as bm
+from training.metrics import motion as mo
 from training.metrics.adapter import run_engine
+from training.real_speech import NOISE_FLOOR, mono
 
 log = logging.getLogger("training.figures")
 
 SPEECH = Path("../shared/external/pyannote-dialogue/dev00.wav")
+BEAT = Path("../shared/external/beat-speech/2_scott_0_14_14.wav")
+SPEED_SMOOTH = 0.3  # s: std of the Gaussian over the wrist speed curves
 TURN_ROW = re.compile(r"\|\s*(\S+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*(\S+)\s*\|")  # | file | start | dur | who |
 HOP = 160  # samples per column of the waveform envelope (10 ms)
 FACE = {"jawOpen": "tab:green", "eyeBlink": "tab:red", "browInnerUp": "tab:brown",
@@ -107,7 +115,8 @@ def real_speech(model: Model, wav: Path, out: Path) -> None:
     log.info("wrote %s", out / "real_speech.png")
 
 
-def body_strip(model: Model, corpus_path: Path, cache: Path, fraction: float, seconds: float, out: Path) -> None:
+def body_strip(model: Model, corpus_path: Path, cache: Path, fraction: float, seconds: float, out: Path) -> tuple:
+    """Draws the strip; returns (clip, ground truth, streamed) per person (joint rotations, root positions)."""
     corpus = Corpus(corpus_path, cache)
     names = sorted(s.name for s in corpus.rel.split(fraction)[1])
     if not names:
@@ -151,6 +160,52 @@ def body_strip(model: Model, corpus_path: Path, cache: Path, fraction: float, se
             ax.set_title(f"{m / FPS:.1f} s  A {ACTIONS[actions[0, m]]}, B {ACTIONS[actions[1, m]]}", fontsize=9)
     fig.savefig(out / "body_strip.png", format="png")
     log.info("wrote %s", out / "body_strip.png")
+    return clip, truth, made
+
+
+def _wrist_speed(model: Model, people: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    from scipy.ndimage import gaussian_filter1d
+
+    sk = model.poser.skeleton
+    groups, height = mo.group_joints(sk.names), mo.body_height(sk)
+    pair = bm.pair_from_posed(model.poser, people)
+    return [gaussian_filter1d(mo.group_speeds(m.local, groups, height)["wrists"], SPEED_SMOOTH * FPS) for m in pair]
+
+
+def _shade(ax, active: np.ndarray, colour: str, label: str) -> None:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
+    for k, (a, b) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
+        ax.axvspan(a / FPS, b / FPS, color=colour, alpha=0.12, lw=0, label=label if k == 0 else None)
+
+
+def body_speed(model: Model, beat: Path, strip, out: Path, seconds: float = 40.0) -> None:
+    fig = _figure(6.4)
+    grid = fig.add_gridspec(2, 1, hspace=0.4, left=0.06, right=0.98, top=0.88, bottom=0.09)
+    ax = fig.add_subplot(grid[0])
+    if beat.is_file():
+        a = mono(beat, seconds)
+        b = (np.random.default_rng(0).standard_normal(len(a)) * NOISE_FLOOR).astype(np.float32)
+        frames, _ = run_engine(model, (a, b), bundle_settings(model))
+        speeds = _wrist_speed(model, [(p.joint_rotations, p.root_position) for p in frames.people])
+        _shade(ax, frames.people[0].speaking, cs.COLOURS[0], "A speaks")
+        for p, label in ((0, "A, speaking BEAT audio"), (1, "B, listening (quiet room)")):
+            ax.plot(frames.time, speeds[p], color=cs.COLOURS[p], lw=1.3, label=label)
+        ax.set_title(f"{beat.name} (BEAT, real spontaneous speech, evaluation only): generated wrist speed",
+                     fontsize=10, loc="left")  # fmt: skip
+    ax = fig.add_subplot(grid[1])
+    clip, truth, made = strip
+    for people, label, style in ((truth, "corpus (ground truth)", "k-"), (made, "generated", "-")):
+        ax.plot(np.arange(clip.n) / FPS, _wrist_speed(model, people)[0], style, lw=1.3, label=f"A: {label}")
+    _shade(ax, clip.active[0][: clip.n], cs.COLOURS[0], "A speaks")
+    ax.set_title(f"held-out synthetic clip {clip.seq.name}: person A", fontsize=10, loc="left")
+    ax.set_xlabel("time (s)")
+    for ax in fig.axes:
+        ax.set(ylabel="wrist speed (h/s)", ylim=(0, None))
+        ax.legend(loc="upper right", fontsize=8, ncol=3)
+    fig.suptitle(f"Mean wrist speed in body heights per second, speech shaded; bundle {model.bundle.name}",
+                 fontsize=12)  # fmt: skip
+    fig.savefig(out / "body_speed.png", format="png")
+    log.info("wrote %s", out / "body_speed.png")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test-fraction", type=float, help="default: the one the bundle's body model was trained with")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the body strip's clip")
     ap.add_argument("--speech", type=Path, default=SPEECH, help="real two-person mix with a README of its turns")
+    ap.add_argument("--beat", type=Path, default=BEAT, help="real speech for the body speed figure (skipped if absent)")
     ap.add_argument("--out", type=Path, default=Path("docs"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -178,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     if fraction is None:
         fraction = DataConfig.test_fraction
         log.info("the bundle records no test fraction: using the default %g", fraction)
-    body_strip(model, args.corpus, args.cache, float(fraction), args.seconds, args.out)
+    strip = body_strip(model, args.corpus, args.cache, float(fraction), args.seconds, args.out)
+    body_speed(model, args.beat, strip, args.out)
     log.info("done in %.1f s", time.perf_counter() - t0)
 
 

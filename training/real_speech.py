@@ -58,7 +58,7 @@ def stream(model, settings: SessionSettings, a: np.ndarray, b: np.ndarray | None
     return Frames.concat(out)
 
 
-def _mono(path: Path, max_seconds: float | None) -> np.ndarray:
+def mono(path: Path, max_seconds: float | None) -> np.ndarray:
     samples = read_audio(path).channels[0]
     return samples[: int(max_seconds * SAMPLE_RATE)] if max_seconds else samples
 
@@ -84,7 +84,7 @@ def beat_rows(model, settings: SessionSettings, max_seconds: float | None, files
         s = replace(settings, alive=alive)
         per_role: dict[str, list[dict]] = {"speaker": [], "listener": []}
         for path in files:
-            frames = stream(model, s, _mono(path, max_seconds))
+            frames = stream(model, s, mono(path, max_seconds))
             per_role["speaker"].append(live_figures(frames.people[0]))
             per_role["listener"].append(live_figures(frames.people[1]))
         for role, figs in per_role.items():
@@ -139,7 +139,7 @@ def english_rows(model, settings: SessionSettings, max_files: int | None = None)
     for name in (ENGLISH_TRAIN, *ENGLISH_HELD_OUT_ONLY):
         errors, closures, seconds, failed = [], [], 0.0, 0
         for path, transcript in english_items(name, held_out=True)[:max_files]:
-            audio = _mono(path, None)
+            audio = mono(path, None)
             try:
                 phones = align(audio, SAMPLE_RATE, transcript, source=str(path))
             except AlignmentError as e:  # per file: say so and go on

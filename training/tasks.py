@@ -23,13 +23,19 @@ DENOISER_PREFIX = "backbone."  # the part swapped in after lip fine-tuning (pape
 
 def model_configs(exp: Experiment, dims: dict[str, int], n_styles: int) -> dict[str, dict]:
     """Network configs of ``exp.model`` given the data's widths (face 52; body lower/upper of both people)."""
-    net = dict(exp.net)
+    net = {k: v for k, v in exp.net.items() if k not in ("lower", "upper")}  # shared; per part under its name
     if exp.model == "face":
         return {"face": {"n_features": dims["face"], "n_styles": n_styles, **net}}
     if exp.model == "body":
         return {
-            "body_lower": {"part": "lower", "n_features": dims["lower"], **net},
-            "body_upper": {"part": "upper", "n_features": dims["upper"], "n_lower": dims["lower"], **net},
+            "body_lower": {"part": "lower", "n_features": dims["lower"], **net, **exp.net.get("lower", {})},
+            "body_upper": {
+                "part": "upper",
+                "n_features": dims["upper"],
+                "n_lower": dims["lower"],
+                **net,
+                **exp.net.get("upper", {}),
+            },
         }
     return {"body_single": {"part": "single", "n_features": dims["lower"] + dims["upper"], **net}}
 
@@ -44,6 +50,7 @@ class Task(nn.Module):
         self.model_config = model_config
         diff = DiffusionConfig(
             velocity_weight=exp.train.velocity_weight,
+            acceleration_weight=exp.train.acceleration_weight,
             regression=exp.train.regression,
             context_noise=exp.train.context_noise,
         )

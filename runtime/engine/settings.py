@@ -9,6 +9,7 @@ import numpy as np
 from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS
 
 MAX_STEPS = 8  # DDIM steps K a session may ask for
+BODY_NOISE = ("fresh-upper", "fresh", "fixed")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,11 @@ class SessionSettings:
     # older context frames still bring their audio. Fewer known frames = less drift on its own output.
     face_known: int = 0
     hold_root: bool = True  # keep a sitting or standing person's root on their spot (see Poser.integrate)
-    body_smooth: float = 1.5  # frames: std of the Gaussian smoothing of body features over each window (0 = off)
+    body_smooth: float = 2.0  # frames: std of the Gaussian smoothing of body features over each window (0 = off)
+    # Body noise: "fresh-upper" draws the upper body's noise anew per window (seeded by its first frame) and keeps the
+    # session's draw for the lower body (feet stay planted); "fresh": both per window; "fixed": both per session.
+    body_noise: str = "fresh-upper"
+    body_seam: float = 0.4  # per frame: how fast a new window's body mismatch with committed frames dies out; 0 = off
     alive: bool = True  # the living-face layer after the model: blinks, gaze, brows, nods (runtime.engine.alive)
 
     @property
@@ -49,6 +54,9 @@ class SessionSettings:
             (all(np.isfinite(self.placement)) and abs(self.placement[0]) < 50 and abs(self.placement[1]) < 50,
              f"placement must be finite metres within 50 m, got {self.placement}"),
             (-1 <= self.face_known <= 300, f"face_known must be -1 (all) or 0..300 frames, got {self.face_known}"),
+            (self.body_noise in BODY_NOISE, f"body_noise must be one of {BODY_NOISE}, got {self.body_noise!r}"),
+            (0 <= self.body_seam <= 5 and 0 <= self.body_smooth <= 10,
+             f"body_seam must be 0..5 and body_smooth 0..10, got {self.body_seam}, {self.body_smooth}"),
             (0.1 <= self.speaker_timeout <= 60, f"speaker_timeout must be 0.1..60 s, got {self.speaker_timeout}"),
         ]  # fmt: skip
         for ok, message in checks:

@@ -11,7 +11,9 @@ Invariants:
 - A block of B frames is committed once both speakers' audio is known L frames past it. Each step runs a window
   [C context | B block | L lookahead]: body lower -> body upper -> both faces (the faces' "facing the partner"
   flag comes from the new body frames). Committed frames are the next window's known context.
-- The noise of every graph is drawn once per session (seeded) and reused, so windows do not flicker.
+- The face and lower-body noise is drawn once per session (seeded) and reused, so windows do not flicker; the upper
+  body's is drawn per window from (seed, first frame), and body seams are joined in value and velocity
+  (``runtime.engine.seams``; ``SessionSettings.body_noise``).
 - Memory is bounded: features, context and audio state are kept only as far back as the window needs.
 - Output depends only on the audio and the settings, never on chunk sizes or timing, unless compute falls behind
   real time: then the engine degrades in a declared way (fewer steps, then larger blocks) and emits an event.
@@ -36,6 +38,7 @@ from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
 from runtime.engine.alive import AliveLayer, AliveParams
 from runtime.engine.audio import SpeakerAudio
 from runtime.engine.frames import Frames, PersonFrames, StreamInfo
+from runtime.engine.seams import join, window_noise
 from runtime.engine.settings import Event, SessionSettings
 from runtime.model.model import Model
 from runtime.motion.posing import RootState, facing_flags, relative_placement
@@ -219,10 +222,10 @@ class Engine:
             ctx[0, known] = self.hist[name]
             return ctx
 
-        lower = self._smooth(m.sample("body_lower", self.noise["body_lower"], dict(cond, context=context("lower")),
-                                      s.steps))  # fmt: skip
-        upper = self._smooth(m.sample("body_upper", self.noise["body_upper"],
-                                      dict(cond, context=context("upper"), lower=lower), s.steps))  # fmt: skip
+        lower = self._body("lower", m.sample("body_lower", self._noise("body_lower", c0),
+                                             dict(cond, context=context("lower")), s.steps))  # fmt: skip
+        upper = self._body("upper", m.sample("body_upper", self._noise("body_upper", c0),
+                                             dict(cond, context=context("upper"), lower=lower), s.steps))  # fmt: skip
 
         # Root trajectories over the window's new and lookahead frames, from the current committed state.
         body = self.poser.split(m.denormalise("lower", lower[0]), m.denormalise("upper", upper[0]))  # (W, Dp) x 2
@@ -305,11 +308,20 @@ class Engine:
             states.append(RootState(x, z, yaw))
         return states[0], states[1]
 
-    def _smooth(self, x: np.ndarray) -> np.ndarray:
-        """Gaussian smoothing over the window's frames (committed context included, so seams blend too); the
-        block only ever sees frames the window already holds, so this adds no latency."""
-        sigma = self.settings.body_smooth
-        return gaussian_filter1d(x, sigma, axis=1, mode="nearest", truncate=2.0) if sigma > 0 else x
+    def _noise(self, name: str, frame: int) -> np.ndarray:
+        """A body graph's noise: fresh per window (seeded by its first new frame), or the session's fixed draw."""
+        mode = self.settings.body_noise
+        if mode == "fixed" or (mode == "fresh-upper" and name == "body_lower"):
+            return self.noise[name]
+        return window_noise(self.settings.seed, name, frame, self.noise[name].shape)
+
+    def _body(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Gaussian smoothing over the window's frames (it only ever sees frames the window already holds, so it adds
+        no latency), then the seam with the committed frames (``runtime.engine.seams.join``)."""
+        s = self.settings
+        if s.body_smooth > 0:
+            x = gaussian_filter1d(x, s.body_smooth, axis=1, mode="nearest", truncate=2.0)
+        return join(self.hist[name], x, s.context, s.body_seam)
 
     def _speaking(self, p: int, start: int, energy: np.ndarray) -> np.ndarray:
         """Voice activity per frame from the mel energy (N,) with an adaptive floor; emits speech start/end events."""

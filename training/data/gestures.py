@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
+from scipy.special import expit
 
 from runtime.constants import FPS
 from training.data.body_plan import PersonPlan
@@ -38,7 +39,11 @@ REST_STAND = {
 REST_SIT = np.array([32.0, 10.0, 25.0, 55.0, 70.0, 10.0])  # hands resting on the thighs
 GESTURE_LOW = np.array([5.0, 8.0, 10.0, 55.0, -40.0, -12.0])  # gesture space: hand in front of the torso
 GESTURE_HIGH = np.array([25.0, 22.0, 35.0, 90.0, 30.0, 12.0])
-BEAT = np.array([-6.0, 2.0, 0.0, -14.0, 0.0, 14.0])  # a beat's stroke at amplitude 1: the hand drops and flicks
+# A beat's stroke at amplitude 1: the hand drops and flicks. Generator v2 doubled v1's (-6, 2, 0, -14, 0, 14): v1
+# speakers' wrists moved 0.11 body heights/s standing, real gesturing capture (Bandai Namco) 0.16-0.36 (issue 13).
+BEAT = np.array([-12.0, 4.0, 0.0, -26.0, 0.0, 24.0])
+STROKE_MOVE = 0.35  # each stroke also moves the hand to a new spot: up to this fraction of the gesture space
+IDLE_ARM_DEG = (1.2, 2.5)  # arm drift listening, speaking (v1: 2.0 for both)
 
 HAND_SHAPES = {  # finger curl 0 (straight) .. 1 (fully bent): thumb, index, middle, ring, pinky; then spread 0..1
     "relaxed": (0.25, 0.2, 0.3, 0.38, 0.45, 0.1),
@@ -55,7 +60,7 @@ _THUMB_AXIS = np.array([0.78, 0.0, -0.62]) / math.hypot(0.78, 0.62)  # bends the
 
 MAX_LOOK_DEG = 80.0  # beyond this the head stops following the partner (spine + neck + head yaw range)
 PHRASE_GAP_S = 1.2  # stresses further apart than this start a new gesture phrase
-GESTURE_PROB = 0.85  # a speaking phrase gets arm gestures (halved while walking)
+GESTURE_PROB = 0.9  # a speaking phrase gets arm gestures (halved while walking); v1 0.85
 
 
 def _mirror(rotvec: np.ndarray) -> np.ndarray:
@@ -122,7 +127,7 @@ def upper_body(
     t = np.arange(n) / FPS
     speaking = np.asarray(own.activity, dtype=bool)
     gestures = _gestures(rng, own, plan.walk)
-    arms = _arms(rng, t, plan, gestures)
+    arms = _arms(rng, t, plan, gestures, gaussian_filter1d(speaking.astype(float), 0.3 * FPS))
     hands = _hands(rng, plan.sit, gestures)
     torso = _torso_and_head(rng, t, own, partner, speaking, plan, gestures.body_beats, look_yaw, look_pitch)
     return {**torso, **arms, **hands}
@@ -169,7 +174,12 @@ def _gestures(rng: np.random.Generator, own: SpeechTrack, walk: np.ndarray) -> _
         for side in sides:
             e = level * box(t, g0, g1, rng.uniform(0.4, 0.6), rng.uniform(0.5, 0.8))
             env[side] = np.maximum(env[side], e)
-            target[side] += e[:, None] * (GESTURE_LOW + rng.random(6) * (GESTURE_HIGH - GESTURE_LOW))
+            spot = GESTURE_LOW + rng.random(6) * (GESTURE_HIGH - GESTURE_LOW)
+            moves = np.zeros((n, 6))  # the hand travels to a new spot on each stroke and holds there
+            for at in [] if back else stress:
+                step = STROKE_MOVE * rng.uniform(-1.0, 1.0, 6) * (GESTURE_HIGH - GESTURE_LOW)
+                moves += step * expit((t[:, None] - at + 0.1) / 0.06)
+            target[side] += e[:, None] * np.clip(spot + moves, GESTURE_LOW, GESTURE_HIGH)
             weight[side] += e
             shape[side] += e[:, None] * np.asarray(HAND_SHAPES[name])
     target /= np.maximum(weight, 1e-6)[..., None]
@@ -178,9 +188,11 @@ def _gestures(rng: np.random.Generator, own: SpeechTrack, walk: np.ndarray) -> _
     return _Gestures(env, target, shape, beats, body_beats)
 
 
-def _arms(rng: np.random.Generator, t: np.ndarray, plan: PersonPlan, g: _Gestures) -> dict[str, Rotation]:
+def _arms(rng: np.random.Generator, t: np.ndarray, plan: PersonPlan, g: _Gestures, talk: np.ndarray
+          ) -> dict[str, Rotation]:  # fmt: skip
     """Shoulders, arms, forearms and wrists: a resting pose (standing variants, hands on thighs when seated,
-    swinging when walking), blended into gesture space by the envelope, plus beats and idle drift."""
+    swinging when walking), blended into gesture space by the envelope, plus beats and idle drift (``talk`` (F,)
+    0..1: speaking, smoothed; listeners drift less)."""
     n = len(t)
     sit, walk, stride = plan.sit, plan.walk, plan.stride
     out: dict[str, Rotation] = {}
@@ -199,7 +211,8 @@ def _arms(rng: np.random.Generator, t: np.ndarray, plan: PersonPlan, g: _Gesture
         rest[:, 1] += walk * (8.0 - rest[:, 1])
         rest[:, 3] += walk * (18.0 + 8.0 * np.maximum(-swing / 22.0, 0.0) - rest[:, 3])
         pose = rest + g.env[side][:, None] * (g.target[side] - rest)
-        pose += g.beats[side][:, None] * BEAT + 2.0 * smooth_noise(rng, n, 1.2 * FPS, 6)  # beats, idle drift
+        idle = IDLE_ARM_DEG[0] + (IDLE_ARM_DEG[1] - IDLE_ARM_DEG[0]) * talk
+        pose += g.beats[side][:, None] * BEAT + idle[:, None] * smooth_noise(rng, n, 1.2 * FPS, 6)  # beats, drift
         a = np.radians(pose)  # (F, 6)
         shoulder = _about("Z", np.radians(3.0 * g.env[side] + 2.0 * g.beats[side]))  # raised with the hand
         arm = _about("X", -a[:, 0]) * _about("Z", -(np.pi / 2 - a[:, 1])) * _about("X", a[:, 2])

@@ -36,7 +36,7 @@ from training.data.speech import VOICES, Voice, generate_dialogue, lip_sentences
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: livelier speakers' arms (training.data.gestures, issue 13)
 RELATIONSHIPS = (
     "Siblings", "Parent / Child", "Grandparent / Child", "Cousins", "In-Laws", "Romantic Partner",
     "Friends With Similar Hobbies", "Childhood Friends", "Commuting Buddies", "Sports Teammates",

@@ -30,6 +30,7 @@ from runtime.motion.posing import Poser
 from runtime.motion.root import MotionLayout
 from runtime.motion.skeleton import Skeleton
 from training.config import Experiment, TrainConfig
+from training.models.body import as_served
 from training.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def load_task(ckpt: dict) -> Task:
     exp = Experiment(model=ckpt["kind"], train=TrainConfig(**{k: v for k, v in stored.items() if k in known}))
     task = Task(exp, ckpt["model_config"])
     task.load_net_state(ckpt["state_dict"])
+    for m in task.models.values():  # served as export serves them (voice guidance where the config asks for it)
+        m.net = as_served(m.net)
     return task.eval()
 
 

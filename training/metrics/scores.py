@@ -9,6 +9,7 @@ import numpy as np
 
 from runtime.constants import FPS
 from training.metrics import body as bm
+from training.metrics import motion as mo
 
 log = logging.getLogger("training.evaluate")
 
@@ -22,6 +23,9 @@ class BodyContext:
     upper: np.ndarray  # BC joints
     feet: np.ndarray  # foot-skating joints
     standing: float | None  # rest hip height (m) for the action heuristic
+    active: list[tuple[np.ndarray, np.ndarray]]  # per clip, per person: (F,) bool voice activity
+    groups: dict[str, np.ndarray]  # joint groups of the animator's figures (training.metrics.motion)
+    height: float  # body height (m) the speeds are divided by
 
 
 class BodyScores:
@@ -38,6 +42,7 @@ class BodyScores:
         self.sums = {"skate": [0.0, 0], "jerk": [0.0, 0], "action": [0, 0]}  # (sum, count)
         self.distance: list[np.ndarray] = []  # m
         self.facing: list[np.ndarray] = []  # degrees
+        self.motion = mo.MotionStats()
 
     def add(self, index: int, labels: np.ndarray, samples: list[bm.Pair]) -> None:
         ctx = self.ctx
@@ -55,6 +60,7 @@ class BodyScores:
                                                                            ctx.standing))):  # fmt: skip
                     self.sums[key][0] += total
                     self.sums[key][1] += count
+                self.motion.add(m.local, ctx.groups, ctx.height, ctx.active[index][p])
                 bc = bm.beat_consistency(m.local, ctx.upper, ctx.onsets[index][p], ctx.mean_speed)
                 if np.isfinite(bc):
                     self.bc.append((bc, len(v) - 2 * int(round(bm.BC_TRIM * FPS))))
@@ -87,4 +93,5 @@ class BodyScores:
                 "jerk": sums["jerk"], "action_agreement": sums["action"],
                 "distance_w1": bm.distribution_distance(distance, np.concatenate(truth.distance)),
                 "facing_w1": bm.distribution_distance(facing, np.concatenate(truth.facing)),
-                "distance_mean": float(distance.mean()), "facing_mean": float(facing.mean())}  # fmt: skip
+                "distance_mean": float(distance.mean()), "facing_mean": float(facing.mean()),
+                **self.motion.result(truth.motion)}  # fmt: skip

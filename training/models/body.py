@@ -38,6 +38,9 @@ class BodyConfig:
     ff_mult: int = 2
     dropout: float = 0.1
     max_distance: int = 64  # frames; distances beyond share one learned bias
+    # Classifier-free guidance on both voices when served (``guided``): x0 = u + g (c - u), u = the prediction with
+    # both microphones silent (zero normalised mel, as condition dropout trains it). 1 = off. Training ignores it.
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.part not in PARTS:
@@ -88,3 +91,27 @@ class BodyDenoiser(nn.Module):
             h = h + self.text(torch.cat([text * text_mask, text_mask], dim=-1))
         prefix = torch.stack([self.step(step_embedding(t, c.dim)), self.placement(placement)], dim=1)
         return self.out(self.backbone(h, prefix))
+
+
+class AudioGuided(nn.Module):
+    """A body denoiser served with classifier-free guidance on the voices: one batched call of the conditioned and
+    the unconditioned (both microphones silent) inputs, x0 = u + g (c - u) (Ho & Salimans 2022, on x0)."""
+
+    def __init__(self, net: BodyDenoiser) -> None:
+        super().__init__()
+        self.net = net
+        self.config = net.config
+        self.scale = net.config.guidance
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, mel_a: torch.Tensor, mel_b: torch.Tensor, **kw) -> torch.Tensor:
+        b = x.shape[0]
+        both = {k: None if v is None else torch.cat([v, v]) for k, v in kw.items()}
+        out = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([mel_a, torch.zeros_like(mel_a)]),
+                       torch.cat([mel_b, torch.zeros_like(mel_b)]), **both)  # fmt: skip
+        cond, uncond = out[:b], out[b:]
+        return uncond + self.scale * (cond - uncond)
+
+
+def as_served(net: nn.Module) -> nn.Module:
+    """``net`` as served: wrapped in ``AudioGuided`` if its config asks for guidance, else itself."""
+    return AudioGuided(net) if getattr(net.config, "guidance", 1.0) != 1.0 else net
