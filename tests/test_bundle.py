@@ -79,6 +79,64 @@ def test_inconsistent_manifests_are_refused(bundle_copy: Path, change, message: 
         load_bundle(bundle_copy)
 
 
+@pytest.mark.parametrize(
+    ("text_change", "message"),
+    [  # issue 15: NaN / Infinity literals parse in Python's json, 1e999 parses to inf, and were served as healthy
+        (lambda t: t.replace('"mean": [', '"mean": [NaN, ', 1), "non-finite number NaN"),
+        (lambda t: t.replace('"std": [', '"std": [-Infinity, ', 1), "non-finite number -Infinity"),
+        (lambda t: t.replace('"mean": [', '"mean": [1e999, ', 1), r"normalisation\.\w+\.mean\[0\] is not a finite"),
+    ],
+)
+def test_non_finite_numbers_anywhere_are_refused_with_their_place(bundle_copy: Path, text_change, message: str) -> None:
+    path = bundle_copy / MANIFEST
+    path.write_text(text_change(json.dumps(json.loads(path.read_text()))))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m["normalisation"]["upper"]["std"].__setitem__(0, 1e30),  # finite, but float32 features overflow
+        lambda m: m.update(defaults="fast"),
+        lambda m: m.update(skeleton=5),
+        lambda m: m.update(graphs=[1, 2]),
+        lambda m: m["graphs"]["face_step"].update(file=None),
+        lambda m: m.update(normalisation={"face": "x"}),
+        lambda m: m.update(alive=[0.1]),
+        lambda m: m["clock"].clear(),
+    ],
+)
+def test_malformed_fields_raise_bundle_error_never_another_type(bundle_copy: Path, change) -> None:
+    _edit_manifest(bundle_copy, change)
+    with pytest.raises(BundleError, match=r"manifest\.json: "):
+        load_bundle(bundle_copy)
+
+
+def test_a_manifest_that_is_not_utf8_or_not_an_object_is_refused(bundle_copy: Path) -> None:
+    (bundle_copy / MANIFEST).write_bytes(b'{"format": "\xff\xfe"}')
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(bundle_copy)
+    (bundle_copy / MANIFEST).write_text("[1, 2]")
+    with pytest.raises(BundleError, match="must be a JSON object"):
+        load_bundle(bundle_copy)
+
+
+def test_a_bundle_whose_warm_up_is_not_finite_is_refused(bundle_copy: Path) -> None:
+    """NaN weights pass every check of the manifest (hashes updated); the warm-up inference catches them."""
+    from runtime.model.bundle import sha256_file
+    from runtime.model.model import Model
+
+    weights = bundle_copy / "body_upper.weights"
+    data = bytearray(weights.read_bytes())
+    data[: 1 << 16] = b"\x00\x7e" * (1 << 15)  # float16 NaN over the first weights
+    weights.write_bytes(bytes(data))
+    _edit_manifest(bundle_copy, lambda m: m["files"].update({"body_upper.weights": sha256_file(weights)}))
+    model = Model.load(bundle_copy)
+    with pytest.raises(BundleError, match="warm-up of body_upper gave non-finite output"):
+        model.warm_up(frames=33, steps=4)
+
+
 def test_not_a_bundle(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="manifest.json: missing"):
         load_bundle(tmp_path)

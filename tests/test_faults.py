@@ -99,6 +99,10 @@ CASES = [  # (id, messages, code, expected text in the status message)
      "(8000 samples at 8000 Hz)"),
     ("NaN audio", [cfg(), audio(floats(0.1, np.nan))], INVALID, "audio.data: contains NaN or infinite"),
     ("infinite audio", [cfg(), audio(floats(np.inf, 0.0))], INVALID, "audio.data: contains NaN or infinite"),
+    # issue 15: huge floats passed at 16 kHz and ended INTERNAL after resampling at 48 kHz
+    ("huge float audio at 48 kHz", [cfg(AudioFormat("f32", 48000)), audio(floats(3e38, -3e38, 0.5))], INVALID,
+     "audio.data: float samples reach 3e+38; they must lie in [-1, 1]"),
+    ("float audio beyond +-2", [cfg(), audio(floats(0.1, 2.5))], INVALID, "float samples reach 2.5"),
     ("mono chunk without speaker", [cfg(), audio(speaker=pb.SPEAKER_UNSPECIFIED)], INVALID,
      "audio.speaker: SPEAKER_UNSPECIFIED in the mono-per-speaker layout"),
     ("stereo chunk with speaker", [cfg(STEREO_S16), audio(bytes(8), pb.SPEAKER_B)], INVALID,

@@ -153,6 +153,21 @@ def test_controls_apply_from_their_time(client: Client, untrained_bundle: Path) 
     assert max_diff(got.frames, ref) < 1e-5
 
 
+def test_a_flood_of_controls_ends_that_session_with_resource_exhausted(client: Client) -> None:
+    """Issue 15: 100k controls over the wire were all kept and scanned every frame; now the session ends, precisely."""
+    from runtime.engine.stream import MAX_PENDING_CONTROLS
+
+    stream = client.open(SessionOptions(seed=SEED))
+    with pytest.raises(grpc.RpcError) as e:  # the session ends while the client is still writing, or at collect
+        for i in range(MAX_PENDING_CONTROLS + 1):
+            stream.control(i % 2, 60.0 + i / 30, "sit", None)
+        stream.send_audio(speechlike(1.0, 7), 0)
+        stream.send_audio(speechlike(1.0, 8), 1)
+        stream.end()
+        stream.collect()
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "already waiting" in e.value.details()
+
+
 def test_face_only_output(client: Client) -> None:
     stream = client.open(SessionOptions(seed=SEED, body=False))
     stream.send_audio(speechlike(1.0, 7), 0)
@@ -376,3 +391,20 @@ def test_concurrent_sessions_each_get_every_frame(server: ServerThread, untraine
         assert r.status.code == "success" and r.status.frames == n
         ref = reference(model_for(untrained_bundle), x, y, settings_for(untrained_bundle, SessionOptions(seed=seed)))
         assert max_diff(r.frames, ref) < 1e-5
+
+
+def test_a_bundle_with_nan_statistics_never_goes_serving(untrained_bundle: Path, tmp_path: Path) -> None:
+    """Issue 15: a NaN in the normalisation table used to be served as healthy, every frame NaN with status SUCCESS."""
+    from runtime.model.bundle import BundleError
+
+    bad = tmp_path / "bundle"
+    shutil.copytree(untrained_bundle, bad, ignore=shutil.ignore_patterns("checkpoints"))
+    manifest = bad / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"mean": [', '"mean": [NaN, ', 1))
+    srv = ServerThread(config(bad), load=False).start()
+    try:
+        with pytest.raises(BundleError, match="non-finite number NaN"):
+            srv.load()
+        assert _health(srv.port) == "NOT_SERVING"
+    finally:
+        srv.stop()

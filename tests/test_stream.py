@@ -92,6 +92,27 @@ def test_controls_apply_from_their_time(model: Model) -> None:
         engine.control(1, float("nan"), action="sit")
 
 
+def test_controls_of_one_frame_apply_in_arrival_order_and_are_bounded(model: Model) -> None:
+    """Issue 15: STAND then SIT at the same time ended as STAND (enum order); 1M pending controls took 0.5 s a block."""
+    from runtime.engine.stream import MAX_PENDING_CONTROLS, TooManyControls
+
+    engine = Engine(model, SessionSettings(seed=1, actions=("walk", "walk")))
+    engine.control(0, 0.5, action="stand")
+    engine.control(0, 0.5, action="sit")
+    engine.control(1, 0.5, action="sit")
+    engine.control(1, 0.5, action="stand")
+    engine.push_audio(0, _speech(1.0, 1))
+    engine.push_audio(1, _speech(1.0, 2))
+    frames = engine.flush()
+    assert (frames.people[0].action[15:] == 0).all() and (frames.people[1].action[15:] == 2).all()  # the last wins
+    engine = Engine(model, SessionSettings(seed=1))
+    for i in range(MAX_PENDING_CONTROLS):
+        engine.control(i % 2, 100.0 + i / 30, action="sit")
+    with pytest.raises(TooManyControls, match="already waiting"):
+        engine.control(0, 200.0, style="")
+    assert len(engine.pending_controls) == MAX_PENDING_CONTROLS
+
+
 def test_silent_speaker_times_out_into_silence(model: Model) -> None:
     engine = Engine(model, SessionSettings(seed=1, speaker_timeout=0.5))
     a = _speech(3.0, 1)

@@ -134,3 +134,14 @@ def test_real_mp3_renamed_wav_is_refused(tmp_path: Path) -> None:
     sf.write(path, _tone(16000, 16000), 16000, format="MP3", subtype="MPEG_LAYER_III")  # decodable MP3
     with pytest.raises(AudioError, match=r"encoded\.wav: not a WAV/FLAC/OGG audio file \(looks like MP3"):
         read_audio(path)
+
+
+def test_float_samples_far_beyond_full_scale_are_refused_before_resampling(tmp_path: Path) -> None:
+    """Issue 15: a float WAV of 3e38 samples read as 1,600 inf after resampling to 16 kHz."""
+    path = tmp_path / "loud.wav"
+    sf.write(path, np.full(4800, 3e38, np.float32), 48000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"loud\.wav: samples reach 3e\+38; float audio must lie in \[-1, 1\]"):
+        read_audio(path)
+    ok = tmp_path / "hot.wav"  # an overshoot of mastered audio (+3 dB) passes untouched
+    sf.write(ok, np.full(480, 1.4, np.float32), 48000, subtype="FLOAT")
+    assert np.isfinite(read_audio(ok).channels).all()

@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections import deque
@@ -47,7 +48,12 @@ log = logging.getLogger(__name__)
 
 DEGRADE_AFTER = 4  # consecutive blocks slower than real time before degrading
 HOLD_AFTER = 45  # frames (1.5 s) after an action change before a sitting/standing root is held on its spot
+MAX_PENDING_CONTROLS = 1000  # per session: controls whose frame the audio has not reached yet
 SEAM_DECAY = 0.6  # per frame: a face block starts at the committed frame's value, the difference gone in ~4 frames
+
+
+class TooManyControls(RuntimeError):
+    """More than ``MAX_PENDING_CONTROLS`` controls wait for frames not yet reached (the server: RESOURCE_EXHAUSTED)."""
 
 
 class Engine:
@@ -59,7 +65,10 @@ class Engine:
         styles = model.bundle.styles
         self.style_ids = [self._style_id(s, styles) for s in settings.styles]
         self.action_ids = [ACTIONS.index(a) for a in settings.actions]
-        self.pending_controls: list[tuple[int, int, str, int]] = []  # (frame, speaker, kind, value)
+        self.pending_controls: list[
+            tuple[int, int, int, str, int]
+        ] = []  # heap of (frame, arrival, speaker, kind, value)
+        self._control_seq = 0
         self.speakers = (SpeakerAudio(), SpeakerAudio())
         alive = AliveParams.from_dict(model.bundle.alive, f"{model.bundle.name}: alive")
         self.alive = (AliveLayer(alive, settings.seed, 0), AliveLayer(alive, settings.seed, 1))
@@ -137,9 +146,16 @@ class Engine:
         if action is not None:
             if action not in ACTIONS:
                 raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
-            self.pending_controls.append((frame, speaker, "action", ACTIONS.index(action)))
+            self._queue_control(frame, speaker, "action", ACTIONS.index(action))
         if style is not None:
-            self.pending_controls.append((frame, speaker, "style", self._style_id(style, self.model.bundle.styles)))
+            self._queue_control(frame, speaker, "style", self._style_id(style, self.model.bundle.styles))
+
+    def _queue_control(self, frame: int, speaker: int, kind: str, value: int) -> None:
+        if len(self.pending_controls) >= MAX_PENDING_CONTROLS:
+            raise TooManyControls(f"{MAX_PENDING_CONTROLS} controls are already waiting for their frames; send them "
+                                  "closer to their time")  # fmt: skip
+        self._control_seq += 1  # arrival order decides among controls of the same frame
+        heapq.heappush(self.pending_controls, (frame, self._control_seq, speaker, kind, value))
 
     def ready(self) -> bool:
         s = self.settings
@@ -185,17 +201,18 @@ class Engine:
         return styles.index(name)
 
     def _apply_controls(self, start: int, stop: int) -> np.ndarray:
-        """Per-frame action ids (stop - start, 2) for new frames, applying pending controls in time order."""
+        """Per-frame action ids (stop - start, 2) for new frames, applying pending controls in time order (arrival
+        order within a frame)."""
         actions = np.empty((stop - start, 2), np.int64)
+        pending = self.pending_controls
         for i in range(start, stop):
-            for c in sorted(x for x in self.pending_controls if x[0] == i):
-                _, who, kind, value = c
+            while pending and pending[0][0] <= i:  # a heap: O(log n) per control, nothing scanned per frame
+                _, _, who, kind, value = heapq.heappop(pending)
                 if kind == "action":
                     self.action_ids[who] = value
                 else:
                     self.style_ids[who] = value
                 self.events.append(Event("control_applied", i / FPS, who, f"{kind} -> {value}"))
-            self.pending_controls = [x for x in self.pending_controls if x[0] != i]
             actions[i - start] = self.action_ids
         return actions
 

@@ -25,6 +25,11 @@ MAX_FILE_RATE = 192_000
 MAX_CHANNELS = 32  # a (C, N) array with more "channels" than this is almost certainly (N, C) by mistake
 
 
+# Float samples are full scale at +-1. Overshoots up to +-2 (+6 dB, inter-sample peaks of mastered audio) pass as
+# they are; beyond that the file or stream is not audio at that scale and is refused (it also overflowed soxr).
+FULL_SCALE_LIMIT = 2.0
+
+
 class AudioError(ValueError):
     """An audio file that cannot be read or written; the message names the file and the reason."""
 
@@ -111,6 +116,10 @@ def read_audio(path: str | Path, rate: int = SAMPLE_RATE) -> AudioClip:
         raise _diagnose(path, e) from e
     if not np.all(np.isfinite(data)):
         raise AudioError(f"{path}: contains NaN or infinite samples")
+    peak = float(np.abs(data).max()) if data.size else 0.0
+    if peak > FULL_SCALE_LIMIT:
+        raise AudioError(f"{path}: samples reach {peak:.3g}; float audio must lie in [-1, 1] (accepted up to "
+                         f"+-{FULL_SCALE_LIMIT:g})")  # fmt: skip
     if source_rate != rate and len(data):
         data = soxr.resample(data, source_rate, rate, quality="HQ")  # (N', C), each channel on its own
     channels = np.ascontiguousarray(data.T, dtype=np.float32)  # (C, N')

@@ -35,6 +35,7 @@ REQUIRED = (
     "normalisation", "styles", "defaults", "schedule", "graphs", "files", "provenance",
 )  # fmt: skip
 # The feature settings a bundle was trained with must be the ones this runtime computes (runtime/constants.py).
+NORM_LIMIT = 1e6  # |mean| and std of any normalised feature: far beyond every real table (mel ~10, angles ~3)
 FEATURE_KEYS = ("n_mels", "win_length", "hop_length", "n_fft", "fmin", "fmax", "log_floor")
 
 
@@ -138,10 +139,17 @@ def load_bundle(path: str | Path, backend: Backend | str = "ort-cpu", verify: bo
     if not manifest_path.is_file():
         raise BundleError(f"{manifest_path}: missing (is {path} a model bundle?)")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as e:
+        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise BundleError(f"{manifest_path}: not valid JSON ({e})") from e
-    validate_manifest(manifest, manifest_path)
+    except ValueError as e:  # NaN / Infinity literals, which strict JSON does not have
+        raise BundleError(f"{manifest_path}: {e}") from e
+    try:
+        validate_manifest(manifest, manifest_path)
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # a field of the wrong kind or shape
+        raise BundleError(f"{manifest_path}: malformed manifest ({type(e).__name__}: {e})") from e
     if verify:
         for rel, digest in manifest["files"].items():
             f = path / rel
@@ -154,7 +162,28 @@ def load_bundle(path: str | Path, backend: Backend | str = "ort-cpu", verify: bo
     return Bundle(path, manifest, backend)
 
 
+def _no_constant(name: str):
+    raise ValueError(f"non-finite number {name} (strict JSON has none)")
+
+
+def _non_finite(value, at: str = "") -> str | None:
+    """Path of the first number in a parsed JSON value that is not finite (1e999 parses to inf), or None."""
+    if isinstance(value, float):
+        return at if not np.isfinite(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{at}.{k}" if isinstance(k, str) else f"{at}[{k}]")
+        if found is not None:
+            return found
+    return None
+
+
 def validate_manifest(m: dict, where: Path) -> None:
+    if not isinstance(m, dict):
+        raise BundleError(f"{where}: the manifest must be a JSON object, got {type(m).__name__}")
+    bad = _non_finite(m)
+    if bad is not None:
+        raise BundleError(f"{where}: {bad.lstrip('.')} is not a finite number")
     missing = [k for k in REQUIRED if k not in m]
     if missing:
         raise BundleError(f"{where}: missing keys {missing}")
@@ -190,6 +219,9 @@ def validate_manifest(m: dict, where: Path) -> None:
     ):
         raise BundleError(f"{where}: alive must map parameter names to finite numbers >= 0, got {alive!r}")
     for name, stats in m["normalisation"].items():
-        mean, std = np.asarray(stats.get("mean", [])), np.asarray(stats.get("std", []))
+        mean, std = np.asarray(stats.get("mean", []), np.float64), np.asarray(stats.get("std", []), np.float64)
         if mean.shape != std.shape or mean.ndim != 1 or not np.all(std > 0):
             raise BundleError(f"{where}: normalisation.{name} needs equal-length mean and positive std")
+        if not (np.all(np.abs(mean) < NORM_LIMIT) and np.all(std < NORM_LIMIT)):
+            raise BundleError(f"{where}: normalisation.{name} has a mean or std beyond {NORM_LIMIT:g} (float32 "
+                              f"features would overflow)")  # fmt: skip

@@ -13,14 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.model.bundle import Bundle, load_bundle
+from runtime.model.bundle import Bundle, BundleError, load_bundle
 from runtime.model.sampling import sample_ddim
 from runtime.motion.posing import Poser
 from runtime.motion.root import MotionLayout
 
 log = logging.getLogger(__name__)
 
-MODELS = ("body_lower", "body_upper", "face")  # order inside a step: lower -> upper -> faces (DESIGN 5)
+MODELS = ("body_lower", "body_upper", "face")
+OUTPUT = {
+    "body_lower": "lower",
+    "body_upper": "upper",
+    "face": "face",
+}  # the normalisation table of each output  # order inside a step: lower -> upper -> faces (DESIGN 5)
 DEFAULT_BUNDLE = (
     Path(__file__).resolve().parents[1] / "assets" / "default"
 )  # the shipped model (runtime/assets/default)
@@ -43,11 +48,16 @@ class Model:
         return cls(load_bundle(path, backend=backend, threads=threads))
 
     def warm_up(self, frames: int, steps: int) -> None:
-        """Load every graph the engine will call and run each once (first calls allocate)."""
+        """Load every graph the engine will call and run each once (first calls allocate); BundleError if any output
+        is not finite."""
         for model in MODELS:
             batch = 2 if model == "face" else 1
             feed = self.example_conditions(model, batch, frames)
-            self.sample(model, np.zeros((batch, frames, self._width(model)), np.float32), feed, steps)
+            out = self.sample(model, np.zeros((batch, frames, self._width(model)), np.float32), feed, steps)
+            values = self.denormalise(OUTPUT[model], out)
+            if not np.isfinite(values).all():
+                raise BundleError(f"{self.bundle.path}: warm-up of {model} gave non-finite output (bad weights or "
+                                  f"normalisation); refusing to serve")  # fmt: skip
         self.timings.clear()
 
     def _width(self, model: str) -> int:

@@ -23,6 +23,7 @@ from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, MAX_INPUT_RATE, MIN_
 from runtime.engine.frames import Frames, PersonFrames, StreamInfo
 from runtime.engine.settings import Event, SessionSettings
 from runtime.formats.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
+from runtime.formats.wav import FULL_SCALE_LIMIT
 from runtime.model.model import Model
 from runtime.motion.skeleton import POSITION_CHANNELS, Skeleton
 from runtime.serving.api import MAX_CHUNK_SECONDS, AudioFormat, ControlChange, ModelInfo, SessionOptions, SessionStatus
@@ -219,6 +220,10 @@ def decode_audio(fmt: AudioFormat, chunk: pb.AudioChunk) -> list[tuple[int, np.n
         pcm = raw.astype(np.float32)
         if not np.all(np.isfinite(pcm)):
             raise InvalidArgument("audio.data: contains NaN or infinite float samples")
+        peak = float(np.abs(pcm).max()) if pcm.size else 0.0
+        if peak > FULL_SCALE_LIMIT:
+            raise InvalidArgument(f"audio.data: float samples reach {peak:.3g}; they must lie in [-1, 1] (accepted "
+                                  f"up to +-{FULL_SCALE_LIMIT:g})")  # fmt: skip
     return [(s, np.ascontiguousarray(pcm[:, c])) for c, s in enumerate(speakers)]
 
 

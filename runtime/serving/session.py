@@ -35,7 +35,7 @@ import numpy as np
 from runtime.constants import FPS
 from runtime.engine.audio import StreamingResampler
 from runtime.engine.frames import Frames
-from runtime.engine.stream import Engine
+from runtime.engine.stream import Engine, TooManyControls
 from runtime.model.model import Model
 from runtime.serving.api import ControlChange, SessionOptions, SessionStatus
 from runtime.serving.convert import (
@@ -242,6 +242,9 @@ class Session:
                     return
         except asyncio.CancelledError:
             raise
+        except TooManyControls as e:
+            log.warning("session %s: %s", self.id, e)
+            self.outbox.fail(SessionError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)))
         except Exception as e:  # a bug or a backend failure: end this session only
             log.exception("session %s: inference failed", self.id)
             self.outbox.fail(SessionError(grpc.StatusCode.INTERNAL, f"inference failed: {type(e).__name__}: {e}"))
