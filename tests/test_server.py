@@ -158,12 +158,9 @@ def test_a_flood_of_controls_ends_that_session_with_resource_exhausted(client: C
     from runtime.engine.stream import MAX_PENDING_CONTROLS
 
     stream = client.open(SessionOptions(seed=SEED))
-    with pytest.raises(grpc.RpcError) as e:  # the session ends while the client is still writing, or at collect
-        for i in range(MAX_PENDING_CONTROLS + 1):
-            stream.control(i % 2, 60.0 + i / 30, "sit", None)
-        stream.send_audio(speechlike(1.0, 7), 0)
-        stream.send_audio(speechlike(1.0, 8), 1)
-        stream.end()
+    for i in range(MAX_PENDING_CONTROLS + 1):  # the last one overflows; nothing is written after it (no race)
+        stream.control(i % 2, 60.0 + i / 30, "sit", None)
+    with pytest.raises(grpc.RpcError) as e:
         stream.collect()
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "already waiting" in e.value.details()
 
@@ -321,6 +318,14 @@ def test_bearer_token(untrained_bundle: Path) -> None:
             assert good.describe().styles
             assert _short_session(good) == 30
         assert srv.server.metrics.rejected["unauthenticated"] == 3
+        # issue 15: with two authorization headers the last one used to win
+        from runtime.serving.protos.interact.v1 import interact_pb2, interact_pb2_grpc
+
+        with grpc.insecure_channel(target) as ch, pytest.raises(grpc.RpcError) as e:
+            interact_pb2_grpc.InteractStub(ch).DescribeModel(
+                interact_pb2.DescribeModelRequest(), timeout=5,
+                metadata=(("authorization", "Bearer wrong"), ("authorization", "Bearer s3cret")))  # fmt: skip
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "2 'authorization' headers" in e.value.details()
 
 
 def test_tls(untrained_bundle: Path, tmp_path: Path) -> None:
@@ -345,6 +350,7 @@ def test_tls(untrained_bundle: Path, tmp_path: Path) -> None:
 def test_metrics_endpoint(untrained_bundle: Path) -> None:
     with running(untrained_bundle, metrics_port=0) as srv, Client(f"127.0.0.1:{srv.port}") as c:
         url = f"http://127.0.0.1:{srv.server.metrics_port}"
+        assert srv.server._endpoint._httpd.server_address[0] == "127.0.0.1"  # the gRPC host's interface, not all
         frames = _short_session(c)
         _wait_until(lambda: srv.server.metrics.active == 0, "the session to be released")
         text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()

@@ -39,10 +39,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or not details.method.startswith(self._prefix):
             return handler
-        got = dict(details.invocation_metadata or ()).get("authorization", "")
-        if isinstance(got, str) and hmac.compare_digest(got.encode(), self._expected):
+        values = [v for k, v in details.invocation_metadata or () if k == "authorization"]
+        got = values[0] if len(values) == 1 else ""
+        if isinstance(got, str) and got and hmac.compare_digest(got.encode(), self._expected):
             return handler
         self._metrics.reject("unauthenticated")
-        reason = ("missing metadata 'authorization: Bearer <token>'" if not got
+        reason = ("missing metadata 'authorization: Bearer <token>'" if not values
+                  else f"{len(values)} 'authorization' headers; send exactly one" if len(values) > 1
                   else "metadata 'authorization' does not carry a valid bearer token")  # fmt: skip
         return _abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, reason)

@@ -117,6 +117,12 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def ipv4_interface(grpc_host: str) -> str:
+    """The IPv4 interface matching a gRPC listen host: ``[::]`` -> all, ``[::1]`` / localhost -> loopback."""
+    host = grpc_host.strip("[]")
+    return {"": "0.0.0.0", "::": "0.0.0.0", "::1": "127.0.0.1", "localhost": "127.0.0.1"}.get(host, host)
+
+
 class MetricsEndpoint:
     """``GET /metrics`` on ``host:port`` (port 0 picks a free one) from a daemon thread."""
 

@@ -13,7 +13,8 @@
 - ``--token``: ``Stream`` and ``DescribeModel`` need metadata ``authorization: Bearer <token>`` (UNAUTHENTICATED
   otherwise); health and reflection stay open for load balancers. ``--tls-cert/--tls-key`` serve TLS.
 - Keepalive: the server pings idle connections every 60 s and permits client pings every >= 30 s.
-- ``--metrics-port``: Prometheus text at ``/metrics``; a summary line is logged every ``--log-interval`` s.
+- ``--metrics-port``: Prometheus text at ``/metrics`` on the ``--host`` interface (``--metrics-host`` to change it); a
+  summary line is logged every ``--log-interval`` s.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from runtime.model.backends import BACKENDS, BackendUnavailable
 from runtime.model.model import DEFAULT_BUNDLE, Model
 from runtime.serving.auth import BearerTokenInterceptor
 from runtime.serving.convert import model_to_proto
-from runtime.serving.metrics import Metrics, MetricsEndpoint
+from runtime.serving.metrics import Metrics, MetricsEndpoint, ipv4_interface
 from runtime.serving.outbox import SessionError
 from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 from runtime.serving.protos.interact.v1 import interact_pb2_grpc as pb_grpc
@@ -71,6 +72,7 @@ class ServerConfig:
     tls_key: Path | None = None  # PEM private key
     grace: float = 10.0  # s running sessions may take to finish on shutdown
     metrics_port: int | None = None  # Prometheus /metrics; None = off, 0 = any free port
+    metrics_host: str | None = None  # interface of /metrics; None = the gRPC host's (loopback stays loopback)
     log_interval: float = 30.0  # s between summary log lines
     send_buffer: float = 5.0  # s of unread frames held per session before the oldest are dropped
     degrade: bool = True  # engines may use fewer steps / larger blocks when compute falls behind
@@ -192,7 +194,8 @@ class InteractServer:
         self._server, self.port = server, port
         self._idle.set()
         if c.metrics_port is not None:
-            self._endpoint = MetricsEndpoint(self.metrics, c.metrics_port).start()
+            self._endpoint = MetricsEndpoint(self.metrics, c.metrics_port, c.metrics_host or ipv4_interface(c.host))
+            self._endpoint.start()
         self._tasks.append(asyncio.create_task(self._log_periodically(), name="metrics-log"))
         log.info("listening on %s (port %d, %s)", address, port, "TLS" if c.tls_cert else "insecure")
         return port
@@ -368,6 +371,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
     ap.add_argument("--tls-key", type=Path, help="PEM private key")
     ap.add_argument("--grace", type=float, default=10.0, help="s running sessions may take on shutdown")
     ap.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    ap.add_argument("--metrics-host", help="interface of /metrics (default: the --host interface)")
     ap.add_argument("--log-interval", type=float, default=30.0, help="s between summary log lines")
     ap.add_argument("--send-buffer", type=float, default=5.0, help="s of unread frames kept for a slow client")
     ap.add_argument("--no-degrade", action="store_true", help="never trade steps/blocks for speed")
@@ -376,8 +380,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
     a = ap.parse_args(argv)
     config = ServerConfig(bundle=a.bundle, host=a.host, port=a.port, backend=a.backend, threads=a.threads,
                           workers=a.workers, max_sessions=a.max_sessions, token=a.token, tls_cert=a.tls_cert,
-                          tls_key=a.tls_key, grace=a.grace, metrics_port=a.metrics_port, log_interval=a.log_interval,
-                          send_buffer=a.send_buffer, degrade=not a.no_degrade)  # fmt: skip
+                          tls_key=a.tls_key, grace=a.grace, metrics_port=a.metrics_port, metrics_host=a.metrics_host,
+                          log_interval=a.log_interval, send_buffer=a.send_buffer, degrade=not a.no_degrade)  # fmt: skip
     return config, a
 
 
