@@ -109,7 +109,7 @@ def test_plain_decimals_take_the_fast_path_and_parse_like_float(
 
 def test_other_numbers_fall_back_and_parse_like_float(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bvh_numbers, "_CHUNK", 64)
-    tokens = ["1.5", "1e3", "-2.5E-05", "+7", "1234567.12345678", "1234567890123456", "inf", "7", "-8.25"] * 20
+    tokens = ["1.5", "1e3", "-2.5E-05", "+7", "1234567.12345678", "1234567890123456", ".25e1", "7", "-8.25"] * 20
     clip = read_bvh(_one_channel_file(tmp_path / "n.bvh", tokens))
     np.testing.assert_array_equal(clip.values[:, 0], [float(t) for t in tokens])
 
@@ -132,8 +132,10 @@ GOOD = mixed_clip(n_frames=3)
         (lambda t: t.replace("}\nMOTION", "MOTION", 1), "unbalanced braces"),
         (lambda t: t.replace("Frames: 3", "Frames: 4"), "expected 4 frames x 21 channels = 84 values, got 63"),
         (lambda t: t.replace("OFFSET 0.0 0.9", "OFFSET 0.0 x9"), "line 4: 'x9' is not a number"),
+        (lambda t: t.replace("OFFSET 0.0 0.9", "OFFSET 0.0 nan"), "line 4: 'nan' is not a finite number"),  # issue 15
+        (lambda t: t.replace("OFFSET 0.0 0.9", "OFFSET 0.0 -inf"), "line 4: '-inf' is not a finite number"),
     ],
-    ids=["truncated", "channel", "no-motion", "braces", "frames", "offset"],
+    ids=["truncated", "channel", "no-motion", "braces", "frames", "offset", "nan-offset", "inf-offset"],
 )
 def test_malformed_files_name_file_and_reason(tmp_path: Path, edit, message: str) -> None:
     write_bvh(tmp_path / "good.bvh", GOOD)
@@ -150,6 +152,19 @@ def test_text_in_data_names_its_line(tmp_path: Path) -> None:
     lines[row] = lines[row].replace(" ", " oops ", 1).rsplit(" ", 1)[0]
     path = _bad_file(tmp_path, "\n".join(lines))
     with pytest.raises(BvhError, match=rf"bad.bvh: line {row + 1}: 'oops' in MOTION is not a number"):
+        read_bvh(path)
+
+
+@pytest.mark.parametrize("token", ["nan", "inf", "-Infinity", "1e999"])
+def test_non_finite_motion_names_its_frame_and_line(tmp_path: Path, token: str) -> None:
+    """Issue 15: NaN/Inf in the motion were read silently."""
+    write_bvh(tmp_path / "good.bvh", GOOD)
+    lines = (tmp_path / "good.bvh").read_text().split("\n")
+    row = lines.index("MOTION") + 4  # second frame (frame 1)
+    head, _, rest = lines[row].partition(" ")
+    lines[row] = f"{head} {token} {rest.partition(' ')[2]}"
+    path = _bad_file(tmp_path, "\n".join(lines))
+    with pytest.raises(BvhError, match=rf"bad.bvh: frame 1 \(line {row + 1}\), channel 1: .* is not a finite number"):
         read_bvh(path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,22 @@ def test_error_ragged_row_and_time_going_backwards(tmp_path: Path) -> None:
     rows[2][0] = rows[1][0]
     with pytest.raises(LiveLinkCsvError, match="on line 4 is not later than '00:00:01:01.000' on line 3"):
         read_livelink_csv(_write(tmp_path, header, rows))
+
+
+@pytest.mark.parametrize("value", ["-1", "1e20", "1.2"])
+def test_error_weight_outside_unit_range_names_line_and_column(tmp_path: Path, value: str) -> None:
+    """Issue 15: weights of -1 or 1e20 were read silently."""
+    rows = _small_rows()
+    rows[1][2 + LIVELINK_NAMES.index("MouthPucker")] = value
+    with pytest.raises(
+        LiveLinkCsvError, match=rf"weight {re.escape(f'{float(value):g}')} at line 3 column mouthPucker is outside"
+    ):
+        read_livelink_csv(_write(tmp_path, ["Timecode", "BlendShapeCount", *LIVELINK_NAMES], rows))
+
+
+def test_weights_a_hair_outside_unit_range_are_clamped(tmp_path: Path) -> None:
+    rows = _small_rows()
+    rows[1][2 + LIVELINK_NAMES.index("MouthPucker")] = "1.02"
+    rows[2][2 + LIVELINK_NAMES.index("JawOpen")] = "-0.01"
+    take = read_livelink_csv(_write(tmp_path, ["Timecode", "BlendShapeCount", *LIVELINK_NAMES], rows))
+    assert take.weights[1, INDEX["mouthPucker"]] == 1.0 and take.weights[2, INDEX["jawOpen"]] == 0.0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from runtime.formats import wav
 from runtime.formats.wav import AudioError, read_audio, write_wav
 
 
@@ -145,3 +146,20 @@ def test_float_samples_far_beyond_full_scale_are_refused_before_resampling(tmp_p
     ok = tmp_path / "hot.wav"  # an overshoot of mastered audio (+3 dB) passes untouched
     sf.write(ok, np.full(480, 1.4, np.float32), 48000, subtype="FLOAT")
     assert np.isfinite(read_audio(ok).channels).all()
+
+
+def test_headers_are_checked_before_their_samples_are_allocated(tmp_path: Path, monkeypatch) -> None:
+    """Issue 15: headers claiming 258 channels or 0 samples were read silently."""
+    many = tmp_path / "many.wav"
+    sf.write(many, np.zeros((10, 40), np.float32), 16000, subtype="FLOAT")  # 40 channels
+    with pytest.raises(AudioError, match=r"many\.wav: header claims 40 channels, expected 1-32"):
+        read_audio(many)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 16000, subtype="PCM_16")
+    with pytest.raises(AudioError, match=r"empty\.wav: header claims 0 samples"):
+        read_audio(empty)
+    long = tmp_path / "long.wav"  # the length limit, scaled down (libsndfile clamps a data chunk to the file size)
+    sf.write(long, np.zeros(16000, np.int16), 16000, subtype="PCM_16")
+    monkeypatch.setattr(wav, "MAX_FILE_SECONDS", 0.5)
+    with pytest.raises(AudioError, match=r"long\.wav: header claims 16000 samples .* more than the 0.000138889 h"):
+        read_audio(long)

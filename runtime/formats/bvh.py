@@ -16,6 +16,7 @@ What BVH leaves open, and what this module chose:
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import re
 from pathlib import Path
@@ -85,7 +86,13 @@ def _read(buf: mmap.mmap, path: Path) -> BvhClip:
         raise BvhError(f"{path}: line {line_of(buf, e.pos)}: {e.token!r} in MOTION is not a number") from None
     if values.size != n_frames * c:
         raise BvhError(f"{path}: {_count_problem(buf, head.end(), n_frames, c, values.size)}")
-    return BvhClip(skeleton, frame_time, values.reshape(n_frames, c))
+    values = values.reshape(n_frames, c)
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        f, k = (int(x) for x in bad[0])
+        raise BvhError(f"{path}: frame {f} (line {line + 2 + f}), channel {k}: {values[f, k]} is not a finite number "
+                       f"({len(bad)} non-finite value(s) in MOTION)")  # fmt: skip
+    return BvhClip(skeleton, frame_time, values)
 
 
 def _count_problem(buf: mmap.mmap, start: int, n_frames: int, c: int, got: int) -> str:
@@ -138,9 +145,12 @@ def _parse_hierarchy(text: str, path: Path) -> Skeleton:
     def number(line_hint: str) -> float:
         tok, line = take(f"a number ({line_hint})")
         try:
-            return float(tok)
+            value = float(tok)
         except ValueError:
             raise fail(line, f"{tok!r} is not a number ({line_hint})") from None
+        if not math.isfinite(value):
+            raise fail(line, f"{tok!r} is not a finite number ({line_hint})")
+        return value
 
     def offset() -> list[float]:
         tok, line = take("OFFSET")

@@ -165,6 +165,9 @@ def _data_fps(path: Path, times: np.ndarray, rate: float) -> float:
     return fps
 
 
+WEIGHT_SLACK = 0.05  # weights within this of [0, 1] are clamped with a warning (rounding in exports); beyond: an error
+
+
 def read_livelink_csv(path: str | Path, fps: float | None = None) -> FaceTake:
     """Read a Live Link Face CSV take; columns by name, any order, extra columns kept in ``FaceTake.extra``.
 
@@ -211,6 +214,15 @@ def read_livelink_csv(path: str | Path, fps: float | None = None) -> FaceTake:
         raise LiveLinkCsvError(f"{path}: non-finite value at line {line_nos[f]} column {value_names[wanted[c]]}")
 
     weights = select(values, value_names)  # (F, 52) Apple order, by name
+    outside = (weights < -WEIGHT_SLACK) | (weights > 1 + WEIGHT_SLACK)
+    if np.any(outside):
+        f, c = np.argwhere(outside)[0]
+        raise LiveLinkCsvError(f"{path}: blendshape weight {weights[f, c]:g} at line {line_nos[f]} column "
+                               f"{ARKIT_NAMES[c]} is outside [0, 1]")  # fmt: skip
+    if np.any((weights < 0) | (weights > 1)):
+        log.warning("%s: %d weight(s) slightly outside [0, 1] (within %g) clamped", path,
+                    int(np.sum((weights < 0) | (weights > 1))), WEIGHT_SLACK)  # fmt: skip
+        weights = np.clip(weights, 0.0, 1.0)
     rotations = np.zeros((len(rows), N_ROTATIONS), dtype=np.float32)  # (F, 9) radians
     absent = [n for n in LIVELINK_ROTATIONS if n.lower() not in value_index]
     if 0 < len(absent) < N_ROTATIONS:

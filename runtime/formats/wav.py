@@ -30,6 +30,9 @@ MAX_CHANNELS = 32  # a (C, N) array with more "channels" than this is almost cer
 FULL_SCALE_LIMIT = 2.0
 
 
+MAX_FILE_SECONDS = 4 * 3600  # a longer file is refused before its samples are allocated (4 h mono = 3.7 GB at 64 kHz)
+
+
 class AudioError(ValueError):
     """An audio file that cannot be read or written; the message names the file and the reason."""
 
@@ -90,6 +93,18 @@ def _diagnose(path: Path, error: Exception) -> AudioError:
     return AudioError(f"{path}: {reason}")
 
 
+def _check_header(path: Path, channels: int, frames: int, rate: int) -> None:
+    """Refuse what a header claims before memory is allocated for it (issue 15: 258 channels, 0 samples, a corrupt
+    FLAC header asking for 64 GiB)."""
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{path}: header claims {channels} channels, expected 1-{MAX_CHANNELS}")
+    if frames <= 0:
+        raise AudioError(f"{path}: header claims {frames} samples; the file holds no audio")
+    if frames > MAX_FILE_SECONDS * rate:
+        raise AudioError(f"{path}: header claims {frames} samples ({frames / rate / 3600:.1f} h at {rate} Hz), more "
+                         f"than the {MAX_FILE_SECONDS / 3600:g} h this reader accepts")  # fmt: skip
+
+
 def read_audio(path: str | Path, rate: int = SAMPLE_RATE) -> AudioClip:
     """Read an audio file and resample every channel to ``rate`` Hz with soxr.
 
@@ -111,6 +126,7 @@ def read_audio(path: str | Path, rate: int = SAMPLE_RATE) -> AudioClip:
                 raise AudioError(
                     f"{path}: unsupported sample rate {source_rate} Hz, expected {MIN_FILE_RATE}-{MAX_FILE_RATE} Hz"
                 )
+            _check_header(path, f.channels, f.frames, source_rate)  # before allocating what the header claims
             data = f.read(dtype="float32", always_2d=True)  # (N, C)
     except sf.LibsndfileError as e:
         raise _diagnose(path, e) from e
