@@ -28,7 +28,7 @@ from runtime.formats.wav import read_audio
 from runtime.model.model import DEFAULT_BUNDLE
 from runtime.serving.api import AudioFormat, ControlChange, SessionOptions
 from runtime.serving.client import AsyncClient, Client
-from runtime.serving.convert import session_settings
+from runtime.serving.convert import options_to_proto, session_settings
 from runtime.serving.server import JsonFormatter, ServerThread
 
 SEED = 7
@@ -414,3 +414,24 @@ def test_a_bundle_with_nan_statistics_never_goes_serving(untrained_bundle: Path,
         assert _health(srv.port) == "NOT_SERVING"
     finally:
         srv.stop()
+
+
+def test_an_oversized_message_is_logged_with_its_likely_reason(untrained_bundle: Path, caplog) -> None:
+    """Issue 15: the transport ends such a call with RESOURCE_EXHAUSTED, which the server only sees as a cancellation;
+    the log line used to blame the client alone."""
+    from runtime.serving.protos.interact.v1 import interact_pb2 as ipb
+    from runtime.serving.protos.interact.v1 import interact_pb2_grpc as ipb_grpc
+    from runtime.serving.server import MAX_MESSAGE_BYTES
+
+    def messages():
+        yield ipb.ClientMessage(config=options_to_proto(SessionOptions(seed=SEED)))
+        yield ipb.ClientMessage(audio=ipb.AudioChunk(speaker=ipb.SPEAKER_A, data=bytes(MAX_MESSAGE_BYTES + 64)))
+
+    caplog.set_level(logging.INFO, logger="runtime.serving.server")
+    with running(untrained_bundle) as srv:
+        options = [("grpc.max_send_message_length", 64 << 20)]
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}", options=options) as ch, pytest.raises(grpc.RpcError) as e:
+            list(ipb_grpc.InteractStub(ch).Stream(messages(), timeout=10))
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        _wait_until(lambda: srv.server.metrics.active == 0, "the session to be released")
+    assert any("over the 4 MiB limit" in r.getMessage() for r in caplog.records)

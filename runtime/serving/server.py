@@ -49,7 +49,9 @@ from runtime.serving.session import Session, SessionLimits
 log = logging.getLogger(__name__)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Interact"].full_name  # "interact.v1.Interact"
+MAX_MESSAGE_BYTES = 4 << 20  # gRPC's default, stated: a 1 s chunk at 48 kHz stereo float32 is 384 kB
 SERVER_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 60_000),  # ping an idle client every 60 s to find dead connections
     ("grpc.keepalive_timeout_ms", 20_000),  # ... and drop it after 20 s without an answer
     ("grpc.keepalive_permit_without_calls", 1),
@@ -105,7 +107,9 @@ class InteractServicer(pb_grpc.InteractServicer):
             await context.abort(e.code, e.message)
         except asyncio.CancelledError:
             code = "CANCELLED"
-            log.info("session %s: cancelled (the client went away)", session.id)
+            log.info("session %s: cancelled: the client went away, or gRPC ended the call (e.g. a message over the "
+                     "%d MiB limit, which the client sees as RESOURCE_EXHAUSTED)", session.id,
+                     MAX_MESSAGE_BYTES >> 20)  # fmt: skip
             raise
         finally:
             await srv.remove_session(session, code)
