@@ -173,12 +173,14 @@ def test_recording_holds_the_last_frame_over_a_gap_and_refuses_disorder(session,
 
 
 # ------------------------------------------------------------------------------------------- Live Link UDP
-# Epic's Live Link Face order, written out here on purpose (not imported): Apple's order with the jaw and mouth
-# Left/Right pairs swapped, then head and eye rotations.
-EPIC_ORDER = (
+# The order Unreal decodes a Live Link Face packet by, written out here on purpose (not imported) from Unreal's
+# EARFaceBlendShape enum (AugmentedReality/Public/ARTrackable.h: ... JawForward, JawLeft, JawRight, JawOpen,
+# MouthClose, MouthFunnel, MouthPucker, MouthLeft, MouthRight, ...), then head and eye rotations. Issue 16: the packet
+# used the CSV's order (JawRight JawLeft ... MouthRight MouthLeft), so a MetaHuman's jaw and mouth moved mirrored.
+UNREAL_ORDER = (
     "EyeBlinkLeft EyeLookDownLeft EyeLookInLeft EyeLookOutLeft EyeLookUpLeft EyeSquintLeft EyeWideLeft "
     "EyeBlinkRight EyeLookDownRight EyeLookInRight EyeLookOutRight EyeLookUpRight EyeSquintRight EyeWideRight "
-    "JawForward JawRight JawLeft JawOpen MouthClose MouthFunnel MouthPucker MouthRight MouthLeft MouthSmileLeft "
+    "JawForward JawLeft JawRight JawOpen MouthClose MouthFunnel MouthPucker MouthLeft MouthRight MouthSmileLeft "
     "MouthSmileRight MouthFrownLeft MouthFrownRight MouthDimpleLeft MouthDimpleRight MouthStretchLeft "
     "MouthStretchRight MouthRollLower MouthRollUpper MouthShrugLower MouthShrugUpper MouthPressLeft MouthPressRight "
     "MouthLowerDownLeft MouthLowerDownRight MouthUpperUpLeft MouthUpperUpRight BrowDownLeft BrowDownRight "
@@ -199,7 +201,7 @@ def decode_livelink(packet: bytes) -> dict:
     values = struct.unpack_from(f">{count}f", packet, at + 17)
     assert len(packet) == at + 17 + 4 * count, "trailing bytes after the values"
     return {"version": version, "device": device, "subject": subject, "frame": frame, "subframe": sub,
-            "fps": (num, den), "values": dict(zip(EPIC_ORDER, values, strict=True))}  # fmt: skip
+            "fps": (num, den), "values": dict(zip(UNREAL_ORDER, values, strict=True))}  # fmt: skip
 
 
 def distinct_faces(frames: Frames) -> Frames:
@@ -243,7 +245,7 @@ def test_livelink_udp_session_on_loopback(session) -> None:
             i = d["frame"]
             for k, name in enumerate(ARKIT_NAMES):
                 assert d["values"][name[0].upper() + name[1:]] == person.blendshapes[i, k]  # exact float32
-            assert [d["values"][n] for n in EPIC_ORDER[52:]] == list(person.rotations[i])
+            assert [d["values"][n] for n in UNREAL_ORDER[52:]] == list(person.rotations[i])
 
 
 # ------------------------------------------------------------------------------------------------ VMC / OSC

@@ -3,8 +3,9 @@
 Canonical order is Apple's ``ARFaceAnchor.BlendShapeLocation`` listing (52 names, lowerCamelCase, values 0..1).
 Names always travel with the data; these adapters are the only place that knows another tool's order:
 
-- Live Link Face (Epic's iPhone app, CSV and UDP): PascalCase, Epic's order (which swaps the Left/Right pairs of
-  ``jaw`` and ``mouth`` relative to Apple), then 9 rotations -> 61 values.
+- Live Link Face (Epic's iPhone app): its CSV has PascalCase names in Epic's order (which swaps the Left/Right pairs
+  of ``jaw`` and ``mouth`` relative to Apple), then 9 rotations -> 61 values; its UDP packet carries the 52 values in
+  Unreal's ``EARFaceBlendShape`` order, which is Apple's (``to_livelink_packet``).
 - Unity ``ARKitBlendShapeLocation``: PascalCase in alphabetical order.
 """
 
@@ -72,6 +73,17 @@ def to_livelink(weights: np.ndarray, rotations: np.ndarray | None = None) -> np.
     if rotations.shape != weights.shape[:-1] + (N_ROTATIONS,):
         raise ValueError(f"rotations shape {rotations.shape} does not match weights {weights.shape} + (9,)")
     return np.concatenate([weights[..., _ARKIT_TO_LIVELINK], rotations], axis=-1)
+
+
+def to_livelink_packet(weights: np.ndarray, rotations: np.ndarray | None = None) -> np.ndarray:
+    """(..., 52) Apple-order weights (+ (..., 9) rotations) -> (..., 61) values of a Live Link Face **UDP packet**.
+
+    Unreal reads the packet's 52 values by its ``EARFaceBlendShape`` enum (AugmentedReality/Public/ARTrackable.h:
+    EyeBlinkLeft ... JawForward, JawLeft, JawRight, JawOpen, MouthClose, MouthFunnel, MouthPucker, MouthLeft,
+    MouthRight, ... TongueOut), which is Apple's order; the app's CSV swaps the jaw and mouth Left/Right pairs
+    (``to_livelink``). The 9 rotations follow (HeadYaw ... RightEyeRoll)."""
+    values = to_livelink(weights, rotations)
+    return np.concatenate([np.asarray(weights, np.float32), values[..., N_BLENDSHAPES:]], axis=-1)
 
 
 def from_livelink(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

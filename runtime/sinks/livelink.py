@@ -12,7 +12,8 @@ the version):
     int32       fps numerator  (30)
     int32       fps denominator (1)
     uint8       value count (61)
-    61 float32  52 blendshapes in Epic's order, then head yaw/pitch/roll and left/right eye yaw/pitch/roll
+    61 float32  52 blendshapes in Unreal's EARFaceBlendShape order (= Apple's; not the CSV's, which swaps the jaw
+                and mouth Left/Right pairs), then head yaw/pitch/roll and left/right eye yaw/pitch/roll
 
 Unreal listens on UDP 11111 by default (Live Link > Source > Live Link Face, or the app's target address).
 """
@@ -26,7 +27,7 @@ import uuid
 import numpy as np
 
 from runtime.engine.frames import Frames, StreamInfo
-from runtime.formats.arkit import to_livelink
+from runtime.formats.arkit import to_livelink_packet
 from runtime.sinks import parse_address
 
 DEFAULT_PORT = 11111
@@ -35,7 +36,7 @@ N_VALUES = 61
 
 
 def encode_packet(device_id: str, subject: str, frame: int, fps: int, values: np.ndarray) -> bytes:
-    """One Live Link Face datagram. ``values``: (61,) in Live Link order (``runtime.formats.arkit.to_livelink``)."""
+    """One Live Link Face datagram. ``values``: (61,) in packet order (``runtime.formats.arkit.to_livelink_packet``)."""
     values = np.asarray(values, dtype=">f4")
     if values.shape != (N_VALUES,):
         raise ValueError(f"Live Link Face packets carry {N_VALUES} values, got shape {values.shape}")
@@ -70,7 +71,7 @@ class LiveLinkSink:
         if self.sock is None:
             raise RuntimeError("LiveLinkSink.write before open")
         for p, person in enumerate(frames.people):
-            values = to_livelink(person.blendshapes, person.rotations)  # (N, 61)
+            values = to_livelink_packet(person.blendshapes, person.rotations)  # (N, 61)
             for i, index in enumerate(frames.index):
                 packet = encode_packet(self.device_ids[p], self.subjects[p], int(index), self.fps, values[i])
                 self.sock.sendto(packet, (self.host, self.port))
