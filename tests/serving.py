@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from runtime.constants import FPS, SAMPLE_RATE
 from runtime.engine.frames import Frames
@@ -115,3 +118,18 @@ def max_diff(x: Frames, y: Frames) -> float:
         np.testing.assert_array_equal(p.action, q.action)
         np.testing.assert_array_equal(p.speaking, q.speaking)
     return worst
+
+
+def health(port: int, service: str = "interact.v1.Interact") -> str:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def wait_until(condition, what: str, tries: int = 500) -> None:
+    """Poll ``condition`` (bounded: ``tries`` x 20 ms) for something the server does asynchronously."""
+    for _ in range(tries):
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")

@@ -10,7 +10,6 @@ import resource
 import subprocess
 import sys
 import textwrap
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from serving import assert_valid, max_diff, model_for, reference, running, speechlike, write_pair
+from serving import assert_valid, max_diff, model_for, reference, running, speechlike, wait_until, write_pair
 
 from runtime.constants import FPS, SAMPLE_RATE
 from runtime.engine.frames import Frames
@@ -156,14 +155,6 @@ def _check_reference(bundle: Path, result, a: Path, b: Path, seed: int = SEED) -
     assert max_diff(result.frames, reference(model_for(bundle), x, y, settings)) < 1e-5
 
 
-def _wait_until(condition, what: str, tries: int = 500) -> None:
-    for _ in range(tries):  # bounded: 10 s
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 def test_bad_inputs_fail_precisely_while_another_session_streams(server, untrained_bundle: Path,
                                                                   tmp_path: Path) -> None:  # fmt: skip
     a, b = write_pair(tmp_path)
@@ -206,7 +197,7 @@ def test_vanishing_clients_are_cleaned_up(server, untrained_bundle: Path, tmp_pa
     """)])  # fmt: skip
 
     async def main():
-        await asyncio.to_thread(_wait_until, lambda: server.server.metrics.active == 1, "the subprocess's session")
+        await asyncio.to_thread(wait_until, lambda: server.server.metrics.active == 1, "the subprocess's session")
         async with AsyncClient(f"127.0.0.1:{server.port}") as c:
             healthy = asyncio.create_task(c.replay_wavs(a, b, SessionOptions(seed=SEED), realtime=True))
             gone = AsyncClient(f"127.0.0.1:{server.port}")
@@ -215,9 +206,9 @@ def test_vanishing_clients_are_cleaned_up(server, untrained_bundle: Path, tmp_pa
             await stream.send_audio(speechlike(1.0, 21), 1)
             await anext(stream.results())  # frames are flowing; now the client disappears without a word
             await gone.close()
-            await asyncio.to_thread(_wait_until, lambda: sum(ended.values()) == before + 1, "the closed client")
+            await asyncio.to_thread(wait_until, lambda: sum(ended.values()) == before + 1, "the closed client")
             doomed.kill()
-            await asyncio.to_thread(_wait_until, lambda: sum(ended.values()) == before + 2, "the killed client")
+            await asyncio.to_thread(wait_until, lambda: sum(ended.values()) == before + 2, "the killed client")
             assert server.server.metrics.active == 1  # only the healthy session is left
             assert not healthy.done()
             return await healthy
@@ -228,7 +219,7 @@ def test_vanishing_clients_are_cleaned_up(server, untrained_bundle: Path, tmp_pa
         doomed.kill()
         doomed.wait(timeout=10)
     _check_reference(untrained_bundle, result, a, b)
-    _wait_until(lambda: server.server.metrics.active == 0 and not server.server.sessions, "sessions to be released")
+    wait_until(lambda: server.server.metrics.active == 0 and not server.server.sessions, "sessions to be released")
 
 
 def test_slow_consumer_loses_only_its_own_oldest_frames(untrained_bundle: Path, tmp_path: Path) -> None:

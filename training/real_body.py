@@ -72,9 +72,7 @@ def beat_rows(model, settings: SessionSettings, max_seconds: float | None, files
         pair = bm.pair_from_posed(model.poser, [(p.joint_rotations, p.root_position) for p in frames.people])
         for p in (0, 1):
             people[p].add(pair[p].local, groups, height, frames.people[p].speaking)
-        log.info("%s: speaker wrist %.3f, listener %.3f body heights/s", path.name,
-                 float(mo.group_speeds(pair[0].local, groups, height)["wrists"].mean()),
-                 float(mo.group_speeds(pair[1].local, groups, height)["wrists"].mean()))  # fmt: skip
+        log.info("%s: %d frames streamed", path.name, len(frames))
     seconds = people[0].frames / people[0].fps
     rows = [{"name": f"speaker (A), {len(files)} BEAT files, {seconds / 60:.1f} min", **people[0].result()},
             {"name": "listener (B), quiet room", **people[1].result()}]  # fmt: skip
