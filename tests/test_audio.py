@@ -14,6 +14,9 @@ import soxr
 from runtime.constants import HOP_LENGTH, LOG_FLOOR, N_MELS, WIN_LENGTH
 from runtime.engine.audio import (
     MEL_FILTERS_PATH,
+    PAUSE_MIN_FRAMES,
+    SPEECH_MIN_FRAMES,
+    SpeakerAudio,
     StreamingMel,
     StreamingResampler,
     first_mel_frame,
@@ -201,3 +204,24 @@ def test_streaming_resampler_passthrough_and_limits() -> None:
     for bad in (4000, 96000):
         with pytest.raises(ValueError, match=f"input sample rate {bad} Hz, expected 8000-48000 Hz"):
             StreamingResampler(bad)
+
+
+def test_voice_activity_is_debounced_into_turns() -> None:
+    """Words with short pauses are one turn; a click is no turn; a long pause ends it. Frames at 30 fps."""
+    quiet, loud = -8.0, -3.0
+    energy = np.full(30, quiet).tolist()  # 1 s of room noise
+    energy += [loud] * 2 + [quiet] * 10  # a 2-frame click
+    for _ in range(4):  # four words of 0.3 s with 0.2 s pauses between them
+        energy += [loud] * 9 + [quiet] * 6
+    energy += [quiet] * 30  # then 1 s of quiet
+    sp = SpeakerAudio()
+    detector, voiced, changes = sp.voice_activity(np.array(energy))
+    assert np.sum(np.diff(detector.astype(int)) != 0) >= 9  # the raw detector flips on every word and the click
+    start = 30 + 12 + SPEECH_MIN_FRAMES - 1  # the first word's third frame
+    end = 30 + 12 + 4 * 15 - 6 + PAUSE_MIN_FRAMES - 1  # PAUSE_MIN_FRAMES into the final quiet
+    assert changes == [(start, True), (end, False)]
+    assert not voiced[:start].any() and voiced[start:end].all() and not voiced[end:].any()
+    # streamed in blocks of 6 frames: the same
+    sp = SpeakerAudio()
+    parts = [sp.voice_activity(np.array(energy[i : i + 6]))[1] for i in range(0, len(energy), 6)]
+    np.testing.assert_array_equal(np.concatenate(parts), voiced)

@@ -18,12 +18,11 @@ from runtime.engine.settings import Event
 from runtime.formats.wav import write_wav
 from runtime.motion.skeleton import Skeleton
 from runtime.serving.api import AudioFormat, ControlChange, SessionOptions, SessionStatus
+from runtime.serving.audio_codec import decode_audio, encode_audio
 from runtime.serving.client import AsyncClient, Client
 from runtime.serving.convert import (
     control_from_proto,
     control_to_proto,
-    decode_audio,
-    encode_audio,
     event_from_proto,
     event_to_proto,
     frames_from_proto,

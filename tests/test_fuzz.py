@@ -25,7 +25,8 @@ from runtime.formats.livelink_csv import LiveLinkCsvError, read_livelink_csv
 from runtime.formats.wav import AudioError, read_audio
 from runtime.model.bundle import MANIFEST, BundleError, load_bundle
 from runtime.serving.api import AudioFormat
-from runtime.serving.convert import InvalidArgument, decode_audio
+from runtime.serving.audio_codec import decode_audio
+from runtime.serving.convert import InvalidArgument
 from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 
 EXAMPLES = int(os.environ.get("INTERACT_FUZZ_EXAMPLES", "40"))

@@ -239,3 +239,22 @@ def test_translated_joints_carry_their_positions() -> None:
     plain = MotionLayout.from_skeleton(sk6)  # without the option the hand keeps the template's first frame
     kept = features_to_clip(clip_to_features(clip6, plain), plain, sk6, *motion.root_start(clip6, plain), clip6)
     assert np.ptp(kept.values[:, hand : hand + 3], axis=0).max() == 0.0
+
+
+def test_streamed_feet_stay_on_or_above_the_floor(default_session) -> None:
+    """Full forward kinematics of the shipped model's output (not the poser's own leg chain): no foot joint or toe
+    tip below the floor (its raw feet sink 1-4 cm)."""
+    info, frames, _ = default_session
+    sk = info.skeleton
+    feet = [j for j, n in enumerate(sk.names) if any(k in n.lower() for k in ("foot", "toe"))]
+    ends = sorted(sk.end_sites)
+    tips = [e for e, j in enumerate(ends) if j in feet]
+    assert feet and tips
+    for person in frames.people:
+        n = len(frames)
+        local = np.broadcast_to(np.asarray(sk.offsets, float), (n, sk.n_joints, 3)).copy()
+        local[:, 0] = person.root_position
+        rot = Rotation.from_quat(person.joint_rotations[..., [1, 2, 3, 0]].reshape(-1, 4).astype(np.float64))
+        pose = kinematics.forward_kinematics(sk, rot, local, end_sites=True)
+        lowest = np.minimum(pose.positions[:, feet, 1].min(1), pose.end_sites[:, tips, 1].min(1))
+        assert lowest.min() > -1e-4, f"a foot {-100 * lowest.min():.1f} cm below the floor"

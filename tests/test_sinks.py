@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SESSION_SECONDS as SECONDS
 from scipy.spatial.transform import Rotation
 
-from runtime.engine.frames import Frames, PersonFrames, StreamInfo
+from runtime.engine.frames import Frames, PersonFrames
 from runtime.formats.arkit import ARKIT_NAMES, INDEX
 from runtime.formats.bvh import read_bvh
 from runtime.formats.livelink_csv import read_livelink_csv
@@ -24,27 +25,10 @@ from runtime.sinks.files import RecordingSink, latency_summary, person_to_bvh, s
 from runtime.sinks.livelink import LiveLinkSink
 from runtime.sinks.vmc import VmcSink
 
-SECONDS = 2.0
-
 
 @pytest.fixture(scope="module")
-def session(untrained_bundle: Path) -> tuple[StreamInfo, Frames, list[np.ndarray]]:
-    """A real 2 s engine session (B placed off-axis and turned) with its input audio."""
-    from runtime.engine.settings import SessionSettings
-    from runtime.engine.stream import Engine
-    from runtime.model.model import Model
-
-    engine = Engine(Model.load(untrained_bundle), SessionSettings(placement=(0.3, 1.4, 3.0)), "test-session")
-    rng = np.random.default_rng(1)
-    audio = [(rng.standard_normal(int(SECONDS * 16000)) * s).astype(np.float32) for s in (0.1, 0.02)]
-    parts = []
-    for i in range(0, len(audio[0]), 640):  # 40 ms chunks, as a microphone delivers them
-        for p in (0, 1):
-            engine.push_audio(p, audio[p][i : i + 640])
-        while (f := engine.step()) is not None:
-            parts.append(f)
-    parts.append(engine.flush())
-    return engine.info, Frames.concat([p for p in parts if p is not None]), audio
+def session(engine_session):
+    return engine_session
 
 
 def unit_wxyz(q: np.ndarray) -> np.ndarray:
@@ -223,7 +207,7 @@ def test_livelink_udp_session_on_loopback(session) -> None:
     rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(2.0)
-    sink = LiveLinkSink(f"127.0.0.1:{rx.getsockname()[1]}")
+    sink = LiveLinkSink(f"127.0.0.1:{rx.getsockname()[1]}", pace=False)  # content here; pacing: test_bridges
     sink.open(info)
     for start in range(0, len(frames), 6):
         sink.write(frames[start : start + 6])
@@ -252,13 +236,13 @@ def test_livelink_udp_session_on_loopback(session) -> None:
 def _servers(handler) -> tuple[list, int]:
     """Two OSC servers on consecutive loopback ports (A on port, B on port + 1)."""
     from pythonosc.dispatcher import Dispatcher
-    from pythonosc.osc_server import ThreadingOSCUDPServer
+    from pythonosc.osc_server import BlockingOSCUDPServer
 
     for _ in range(20):
-        first = ThreadingOSCUDPServer(("127.0.0.1", 0), Dispatcher())
+        first = BlockingOSCUDPServer(("127.0.0.1", 0), Dispatcher())
         port = first.server_address[1]
         try:
-            second = ThreadingOSCUDPServer(("127.0.0.1", port + 1), Dispatcher())
+            second = BlockingOSCUDPServer(("127.0.0.1", port + 1), Dispatcher())
         except OSError:
             first.server_close()
             continue
@@ -282,7 +266,7 @@ def test_vmc_frame_on_loopback(session) -> None:
 
     servers, port = _servers(handler)
     try:
-        sink = VmcSink(f"127.0.0.1:{port}")
+        sink = VmcSink(f"127.0.0.1:{port},127.0.0.1:{port + 1}", pace=False)
         sink.open(info)
         sink.write(frames)
         sink.close()
@@ -312,7 +296,7 @@ def test_vmc_frame_on_loopback(session) -> None:
         np.testing.assert_allclose(root_rot @ hips_rel, hips, atol=1e-6)  # root then hips = the hips' world rotation
         hips_world = root_rot @ (np.array(bones["Hips"][:3]) * [-1, 1, 1]) + [x, 0.0, z]
         np.testing.assert_allclose(hips_world, [x, y, z], atol=1e-6)
-        assert len(bones) == sk.n_joints  # every joint of this skeleton has a Unity humanoid bone
+        assert len(bones) == sk.n_joints + 3  # every joint has a Unity humanoid bone, plus Jaw and the eyes
         for joint, bone in (("LeftArm", "LeftUpperArm"), ("RightUpLeg", "RightUpperLeg"), ("Spine1", "Chest"),
                             ("LeftHandPinky3", "LeftLittleDistal"), ("Head", "Head")):  # fmt: skip
             j = sk.index(joint)

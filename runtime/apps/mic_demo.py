@@ -6,7 +6,8 @@
     python -m runtime.mic_demo --stereo-device "Scarlett 2i2"  # one stereo device: A left, B right
     python -m runtime.mic_demo --list-devices
       [--bundle DIR | --server HOST:PORT] [--view terminal|3d|none] [--record DIR | --no-record]
-      [--livelink HOST:PORT] [--vmc HOST:PORT] [--seconds S] [--fast] [--steps K --block B --lookahead L --seed N]
+      [--livelink HOST:PORT] [--vmc HOST:PORT[,HOST:PORT]] [--browser [HOST:]PORT [--browser-wait S]]
+      [--seconds S] [--fast] [--steps K --block B --lookahead L --seed N]
       [--no-alive]
 
 Threads: capture (PortAudio's callbacks, or the WAV replayer) puts chunks on a queue; one worker thread resamples them
@@ -199,7 +200,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--record", type=Path, metavar="DIR", help="recording folder (default recordings/<timestamp>)")
     ap.add_argument("--no-record", action="store_true", help="write no recording")
     ap.add_argument("--livelink", metavar="HOST:PORT", help="send Live Link Face UDP (Unreal; port 11111)")
-    ap.add_argument("--vmc", metavar="HOST:PORT", help="send VMC over OSC (Unity EVMC4U; A on PORT, B on PORT+1)")
+    ap.add_argument("--vmc", metavar="HOST:PORT[,HOST:PORT]",
+                    help="send VMC over OSC (Unity EVMC4U): A to the first address (port 39539 by default), B to the "
+                         "second (default: A's host, port 39549)")  # fmt: skip
+    ap.add_argument("--browser", metavar="[HOST:]PORT", help="serve a live browser viewer there (e.g. 8030)")
+    ap.add_argument("--browser-wait", type=float, default=0.0, metavar="S",
+                    help="with --browser: wait up to S s for a page to connect before the audio starts")  # fmt: skip
     ap.add_argument("--seconds", type=float, help="stop after this many seconds of audio")
     ap.add_argument("--fast", action="store_true", help="replay WAVs as fast as inference runs (tests)")
     ap.add_argument("--steps", type=int, help="DDIM steps K (default: the model's)")
@@ -256,8 +262,13 @@ def _sinks(args: argparse.Namespace) -> list:
         sinks.append(LiveLinkSink(args.livelink))
         log.info("Live Link Face UDP -> %s (subjects InterAct_A, InterAct_B)", args.livelink)
     if args.vmc:
-        sinks.append(VmcSink(args.vmc))
-        log.info("VMC over OSC -> %s (A) and port + 1 (B)", args.vmc)
+        sink = VmcSink(args.vmc)
+        sinks.append(sink)
+        log.info("VMC over OSC -> A %s:%d, B %s:%d", *sink.addresses[0], *sink.addresses[1])
+    if args.browser:
+        from runtime.sinks.browser import BrowserSink
+
+        sinks.append(BrowserSink(args.browser, wait=args.browser_wait))  # logs the URL when the session opens
     return sinks
 
 

@@ -277,6 +277,10 @@ class StreamingResampler:
         return out
 
 
+SPEECH_MIN_FRAMES = 3  # 0.1 s of voice before a person counts as speaking
+PAUSE_MIN_FRAMES = 12  # 0.4 s of quiet before they stop (pauses between words are shorter)
+
+
 class SpeakerAudio:
     """One speaker's audio -> normalised mel frames at the output clock."""
 
@@ -287,7 +291,9 @@ class SpeakerAudio:
         self.samples = 0  # samples accepted so far (pushed or filled)
         self.last_arrival: float | None = None  # monotonic s of this speaker's latest audio
         self.late = False  # being filled with silence (until its audio comes back)
-        self.speaking = False
+        self.speaking = False  # the energy detector's state (hysteresis)
+        self.voiced = False  # the debounced state: frames' ``speaking`` and the speech events
+        self.run = 0  # frames the detector has disagreed with ``voiced``
         self.energy_floor = -8.0  # adaptive noise floor of the frame energy (log units)
 
     @property
@@ -297,6 +303,22 @@ class SpeakerAudio:
     def push(self, pcm: np.ndarray) -> None:
         self.samples += len(pcm)
         self.frames.extend(self.mel.push(pcm))
+
+    def voice_activity(self, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, bool]]]:
+        """Per frame of mean log-mel ``energy`` (N,): (detector (N,) bool, debounced (N,) bool, changes). The
+        detector compares the energy with an adaptive floor (hysteresis: on above floor + 3, off below floor + 2).
+        The debounced state follows it once it has held for SPEECH_MIN_FRAMES (on) or PAUSE_MIN_FRAMES (off), so a
+        pause between words or a click does not end or start speech; ``changes`` lists (offset, on) where it flips."""
+        detector, voiced, changes = np.zeros(len(energy), bool), np.zeros(len(energy), bool), []
+        for i, e in enumerate(energy):
+            self.energy_floor = min(e, self.energy_floor + 0.002) if e > self.energy_floor else e
+            self.speaking = bool(e > self.energy_floor + (2.0 if self.speaking else 3.0))
+            self.run = self.run + 1 if self.speaking != self.voiced else 0
+            if self.run >= (SPEECH_MIN_FRAMES if self.speaking else PAUSE_MIN_FRAMES):
+                self.voiced, self.run = self.speaking, 0
+                changes.append((i, self.voiced))
+            detector[i], voiced[i] = self.speaking, self.voiced
+        return detector, voiced, changes
 
     def drop_before(self, index: int) -> None:
         while self.frames and self.first < index:

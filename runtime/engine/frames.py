@@ -29,6 +29,7 @@ class StreamInfo:
     steps: int = 0
     model: str = ""
     styles: tuple[str, str] = ("", "")
+    first_frame: int = 0  # index of the stream's first frame (a resumed session's Resume.first_frame)
 
 
 @dataclass
@@ -60,6 +61,10 @@ class Frames:
     def __getitem__(self, s: slice) -> Frames:
         at = self.emitted_at[s] if len(self.emitted_at) else self.emitted_at
         return Frames(self.index[s], self.time[s], (self.people[0][s], self.people[1][s]), at)
+
+    def shifted(self, frames: int) -> Frames:
+        """The same frames ``frames`` later in the session (a resumed stream's engine counts from its first audio)."""
+        return Frames(self.index + frames, self.time + frames / FPS, self.people, self.emitted_at)
 
     @staticmethod
     def concat(parts: list[Frames]) -> Frames:

@@ -34,6 +34,8 @@ class SessionSettings:
     body_noise: str = "fresh-upper"
     body_seam: float = 0.4  # per frame: how fast a new window's body mismatch with committed frames dies out; 0 = off
     alive: bool = True  # the living-face layer after the model: blinks, gaze, brows, nods (runtime.engine.alive)
+    # Where A and B start, (x, z, yaw) each in the world (a resumed session); None = A at the origin, B at placement.
+    start_roots: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
     @property
     def window(self) -> int:
@@ -67,7 +69,7 @@ class SessionSettings:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "speech_start", "speech_end", "input_late", "degraded", "control_applied"
+    kind: str  # "speech_start", "speech_end", "input_late", "degraded", "control_applied", "draining"
     time: float  # s of session audio
     speaker: int | None = None  # 0 = A, 1 = B
     message: str = ""

@@ -87,7 +87,10 @@ class Engine:
         self.hist = {k: np.zeros((0, model.dims[k]), np.float32) for k in ("lower", "upper")}
         self.hist_face = np.zeros((2, 0, model.dims["face"]), np.float32)
         self.hist_actions = np.zeros((0, 2), np.int64)
-        self.root = self.poser.initial_states(settings.placement)  # (RootState A, RootState B)
+        if settings.start_roots is not None:
+            self.root = [RootState(*map(float, r)) for r in settings.start_roots]
+        else:
+            self.root = self.poser.initial_states(settings.placement)  # (RootState A, RootState B)
         self.initial_root = tuple(self.root)
         self.label_state = [(a, 0) for a in self.action_ids]  # (current action, frame it began) per person
         self.root_hist: list[deque] = [deque(maxlen=max(1, settings.context)) for _ in range(2)]  # (x, z, yaw)
@@ -279,7 +282,7 @@ class Engine:
         self.hist_actions = np.concatenate([self.hist_actions, future_actions[:block]])[-max(keep, 1) :]
         people = []
         energy = [sp.window(c0, c0 + block).mean(axis=1) for sp in self.speakers]  # (block,) loudness per person
-        speaking = [self._speaking(p, c0, energy[p]) for p in (0, 1)]
+        speaking, voiced = zip(*(self._speaking(p, c0, energy[p]) for p in (0, 1)), strict=True)
         for p in (0, 1):
             xz, yaw, states = tracks[p]
             self.root[p] = states[block - 1]
@@ -295,7 +298,7 @@ class Engine:
             posed = self.poser.pose(body[p][new], xz[:block], yaw[:block], weights, head)
             action = future_actions[:block, p].astype(np.int8)
             people.append(PersonFrames(weights, posed.rotations, posed.root_position, posed.joint_rotations, action,
-                                       speaking[p]))  # fmt: skip
+                                       voiced[p]))  # fmt: skip
         self.committed += block
         for sp in self.speakers:
             sp.drop_before(self.committed - s.context - 1)
@@ -340,18 +343,13 @@ class Engine:
             x = gaussian_filter1d(x, s.body_smooth, axis=1, mode="nearest", truncate=2.0)
         return join(self.hist[name], x, s.context, s.body_seam)
 
-    def _speaking(self, p: int, start: int, energy: np.ndarray) -> np.ndarray:
-        """Voice activity per frame from the mel energy (N,) with an adaptive floor; emits speech start/end events."""
-        sp = self.speakers[p]
-        out = np.zeros(len(energy), bool)
-        for i, e in enumerate(energy):
-            sp.energy_floor = min(e, sp.energy_floor + 0.002) if e > sp.energy_floor else e
-            on = e > sp.energy_floor + (2.0 if sp.speaking else 3.0)  # hysteresis, log-power units
-            if on != sp.speaking:
-                self.events.append(Event("speech_start" if on else "speech_end", (start + i) / FPS, p))
-                sp.speaking = on
-            out[i] = on
-        return out
+    def _speaking(self, p: int, start: int, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(detector, debounced) voice activity per frame (``SpeakerAudio.voice_activity``); the debounced state's
+        changes become speech start/end events."""
+        detector, voiced, changes = self.speakers[p].voice_activity(energy)
+        for i, on in changes:
+            self.events.append(Event("speech_start" if on else "speech_end", (start + i) / FPS, p))
+        return detector, voiced
 
     # -- keeping up ----------------------------------------------------------------------------------------
     def _account(self, seconds: float, block: int) -> None:

@@ -8,6 +8,7 @@ features are split from / joined into the lower and upper blocks the two network
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,6 +25,8 @@ HOLD_STIFFNESS = 0.05  # per frame: a held root returns to its spot with a time 
 EYE_YAW_RAD = 0.5  # eye rotation at a full eyeLookIn/Out weight (~29 degrees)
 EYE_PITCH_RAD = 0.4  # eye rotation at a full eyeLookUp/Down weight (~23 degrees)
 HEAD_YAW_LIMIT_DEG = 70.0  # head yaw relative to the torso; people turn the head about 70-80 degrees at most
+FLOOR_Y = 0.0  # m: the captures' floor; no foot joint or toe tip goes below it
+FOOT_NAMES = re.compile(r"foot|toe|ankle", re.I)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class Poser:
         # Joints above the root (an extra static root) stay at rest, so the root's local rotation is its world one.
         head = [i for i, n in enumerate(skeleton.names) if n.lower() == "head"]
         self.head_chain = self._chain(head[0]) if head else []
+        feet = [j for j, n in enumerate(skeleton.names) if FOOT_NAMES.search(n) and self._chain(j)]
+        self.leg_joints = sorted({k for j in feet for k in self._chain(j)})  # root first, parents before children
+        self.feet = feet
 
     def _chain(self, j: int) -> list[int]:
         """Joints from the root down to j (layout joints only), root first."""
@@ -162,6 +168,22 @@ class Poser:
             head_r = neck_r.inv() * Rotation.from_euler("YXZ", rel)
         quats[:, head] = head_r.as_quat()
 
+    def _lowest_foot_point(self, quats: np.ndarray, root: np.ndarray) -> np.ndarray:
+        """(N,) height of the lowest foot joint or toe tip: forward kinematics of the leg chains only.
+        ``quats`` (N, J, 4) xyzw local rotations, ``root`` (N, 3) the root's world position."""
+        sk = self.skeleton
+        rot, pos = {}, {}
+        for j in self.leg_joints:
+            local = Rotation.from_quat(quats[:, j])
+            if j == self.root:
+                rot[j], pos[j] = local, root.astype(np.float64)
+            else:
+                p = sk.parents[j]
+                rot[j], pos[j] = rot[p] * local, pos[p] + rot[p].apply(sk.offsets[j])
+        heights = [pos[j][:, 1] for j in self.feet]
+        heights += [(pos[j] + rot[j].apply(sk.end_sites[j]))[:, 1] for j in self.feet if j in sk.end_sites]
+        return np.min(heights, axis=0)
+
     # -- output --------------------------------------------------------------------------------------------
     def pose(
         self, feats: np.ndarray, xz: np.ndarray, yaw: np.ndarray, weights: np.ndarray, head: np.ndarray | None = None
@@ -169,7 +191,8 @@ class Poser:
         """(N, D) features with their integrated root (xz (N, 2), yaw (N,)) and face weights (N, 52) -> output.
 
         ``head`` (N, 3): yaw, pitch, roll radians added to the head joint (the living-face layer's nods and sway).
-        The head's yaw relative to the torso (the neck's parent) is then kept within +-HEAD_YAW_LIMIT_DEG."""
+        The head's yaw relative to the torso (the neck's parent) is then kept within +-HEAD_YAW_LIMIT_DEG, and the body
+        is lifted where a foot joint or toe tip would be below the floor (FLOOR_Y)."""
         n = len(feats)
         local = expmap_to_quats(feats[:, self.rot_cols].astype(np.float64))  # (N, K, 4) xyzw
         heading = Rotation.from_rotvec(np.outer(yaw, [0.0, 1.0, 0.0]))
@@ -180,6 +203,8 @@ class Poser:
         if len(self.head_chain) >= 3:
             self._turn_head(quats, head)
         root = np.stack([xz[:, 0], feats[:, 3], xz[:, 1]], axis=1)  # (N, 3) world hips position
+        if self.feet:  # the model's feet may sink a few cm: lift the body so the lowest foot point is on the floor
+            root[:, 1] += np.maximum(0.0, FLOOR_Y - self._lowest_foot_point(quats, root))
         rotations = np.zeros((n, 9), np.float32)
         if self.head_chain:
             head = Rotation.identity(n)

@@ -38,6 +38,17 @@ class AudioFormat:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """Continue a session another server was running (proto ``Resume``): this stream's audio starts at session frame
+    ``start_frame``; frames are sent from ``first_frame`` on, with the session's indices and time codes."""
+
+    start_frame: int
+    first_frame: int
+    roots: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None  # (x, z, yaw) of A and B
+    previous_session_id: str = ""
+
+
+@dataclass(frozen=True)
 class SessionOptions:
     """What a client asks of a session (proto ``SessionConfig``); zeros mean the model's defaults."""
 
@@ -52,6 +63,7 @@ class SessionOptions:
     alive: bool | None = None  # the living-face layer; None = the model's default (on)
     face: bool = True  # send blendshapes and head/eye rotations
     body: bool = True  # send root positions and joint rotations
+    resume: Resume | None = None  # continue a lost session (None = a new one)
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ def _abort_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, messag
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    """Requires ``authorization: Bearer <token>`` on the methods of ``service`` (e.g. "interact.v1.Interact")."""
+    """Requires ``authorization: Bearer <token>`` on the methods of ``service`` (e.g. "interact.v1.Interact"). The
+    scheme is case-insensitive (RFC 7235: "bearer" and "BEARER" too); the token must match exactly."""
 
     def __init__(self, token: str, metrics: Metrics, service: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
         self._metrics = metrics
         self._prefix = f"/{service}/"
 
@@ -40,8 +41,9 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not details.method.startswith(self._prefix):
             return handler
         values = [v for k, v in details.invocation_metadata or () if k == "authorization"]
-        got = values[0] if len(values) == 1 else ""
-        if isinstance(got, str) and got and hmac.compare_digest(got.encode(), self._expected):
+        got = values[0] if len(values) == 1 and isinstance(values[0], str) else ""
+        scheme, _, token = got.strip().partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._expected):
             return handler
         self._metrics.reject("unauthenticated")
         reason = ("missing metadata 'authorization: Bearer <token>'" if not values

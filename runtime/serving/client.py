@@ -37,9 +37,9 @@ from runtime.engine.frames import Frames, StreamInfo
 from runtime.engine.settings import Event
 from runtime.formats.wav import read_audio
 from runtime.serving.api import ControlChange, ModelInfo, SessionOptions, SessionStatus
+from runtime.serving.audio_codec import encode_audio
 from runtime.serving.convert import (
     control_to_proto,
-    encode_audio,
     event_from_proto,
     frames_from_proto,
     header_from_proto,

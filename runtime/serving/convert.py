@@ -1,9 +1,9 @@
 """Protos <-> domain objects, at the edge of the gRPC API (DESIGN 8, STYLE 8). Shared by the server and the client.
 
-Everything that crosses the wire is converted here and nowhere else:
+Everything that crosses the wire is converted here and nowhere else (audio chunks: ``runtime.serving.audio_codec``):
 
-- client -> server: ``SessionOptions`` <-> ``SessionConfig``, audio samples <-> ``AudioChunk``, ``ControlChange`` <->
-  ``Control``. The ``*_from_proto`` readers validate and raise ``InvalidArgument`` whose message names the field
+- client -> server: ``SessionOptions`` <-> ``SessionConfig``, ``ControlChange`` <-> ``Control``. The
+  ``*_from_proto`` readers validate and raise ``InvalidArgument`` whose message names the field
   (``config.audio.sample_rate: ...``), which the server turns into an INVALID_ARGUMENT status.
 - server -> client: ``StreamInfo`` <-> ``StreamHeader``, ``Frames`` <-> ``FrameBatch``, ``Event`` <-> ``Event``,
   ``SessionStatus`` <-> ``Status``.
@@ -23,14 +23,14 @@ from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS, MAX_INPUT_RATE, MIN_
 from runtime.engine.frames import Frames, PersonFrames, StreamInfo
 from runtime.engine.settings import Event, SessionSettings
 from runtime.formats.arkit import ARKIT_NAMES, LIVELINK_ROTATIONS
-from runtime.formats.wav import FULL_SCALE_LIMIT
 from runtime.model.model import Model
 from runtime.motion.skeleton import POSITION_CHANNELS, Skeleton
-from runtime.serving.api import MAX_CHUNK_SECONDS, AudioFormat, ControlChange, ModelInfo, SessionOptions, SessionStatus
+from runtime.serving.api import AudioFormat, ControlChange, ModelInfo, Resume, SessionOptions, SessionStatus
 from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 
 UNITS = "metres, radians, right-handed Y-up, quaternion wxyz"
 MAX_CONTROL_TIME = 86_400.0  # s: a control more than a day into the session is a client bug
+MAX_RESUME_CONTEXT = 900  # frames (30 s) of re-sent audio a resumed session may compute before its first frame
 DEFAULT_PLACEMENT = SessionSettings().placement  # B 1.4 m in front of A, facing A
 
 SAMPLE_FORMATS = {"s16": pb.SAMPLE_FORMAT_PCM_S16LE, "f32": pb.SAMPLE_FORMAT_F32LE}
@@ -43,6 +43,7 @@ _EVENTS = {
     "frames_dropped": pb.EVENT_TYPE_FRAMES_DROPPED,
     "degraded": pb.EVENT_TYPE_DEGRADED,
     "control_applied": pb.EVENT_TYPE_CONTROL_APPLIED,
+    "draining": pb.EVENT_TYPE_DRAINING,
 }
 _EVENT_KINDS = {v: k for k, v in _EVENTS.items()}
 
@@ -52,7 +53,7 @@ class InvalidArgument(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- small helpers
-def _enum_name(enum, value: int) -> str:
+def enum_name(enum, value: int) -> str:
     try:
         return enum.Name(value)
     except ValueError:
@@ -65,7 +66,7 @@ def speaker_to_proto(speaker: int | None) -> int:
 
 def speaker_from_proto(value: int, where: str) -> int:
     if value not in _SPEAKERS:
-        raise InvalidArgument(f"{where}: {_enum_name(pb.Speaker, value)}; expected SPEAKER_A or SPEAKER_B")
+        raise InvalidArgument(f"{where}: {enum_name(pb.Speaker, value)}; expected SPEAKER_A or SPEAKER_B")
     return _SPEAKERS.index(value)
 
 
@@ -77,7 +78,7 @@ def action_from_proto(value: int, where: str, default: str | None) -> str | None
     """An action name; ACTION_UNSPECIFIED gives ``default``."""
     if value == pb.ACTION_UNSPECIFIED:
         return default
-    name = _enum_name(pb.Action, value)
+    name = enum_name(pb.Action, value)
     action = name.removeprefix("ACTION_").lower()
     if action not in ACTIONS:
         raise InvalidArgument(f"{where}: {name}; expected one of {', '.join(action_to_proto_name(a) for a in ACTIONS)}")
@@ -110,7 +111,38 @@ def options_to_proto(o: SessionOptions) -> pb.SessionConfig:
         cfg.settings.alive = o.alive
     if o.placement is not None:
         cfg.placement.CopyFrom(pb.Placement(x=o.placement[0], z=o.placement[1], yaw=o.placement[2]))
+    if o.resume is not None:
+        r = o.resume
+        cfg.resume.CopyFrom(pb.Resume(start_frame=r.start_frame, first_frame=r.first_frame,
+                                      previous_session_id=r.previous_session_id))  # fmt: skip
+        if r.roots is not None:
+            for field, (x, z, yaw) in zip(("root_a", "root_b"), r.roots, strict=True):
+                getattr(cfg.resume, field).CopyFrom(pb.Placement(x=x, z=z, yaw=yaw))
     return cfg
+
+
+def _ground(p: pb.Placement, where: str) -> tuple[float, float, float]:
+    """A placement's (x, z, yaw), checked: finite metres within 50, radians within one turn."""
+    for name, value, limit in (("x", p.x, 50.0), ("z", p.z, 50.0), ("yaw", p.yaw, 2 * math.pi)):
+        if not math.isfinite(value) or abs(value) > limit:
+            unit = "radians" if name == "yaw" else "metres"
+            raise InvalidArgument(f"{where}.{name}: {value}; expected finite {unit} within +-{limit:g}")
+    return float(p.x), float(p.z), float(p.yaw)
+
+
+def resume_from_proto(r: pb.Resume, sample_rate: int) -> Resume:
+    if (r.start_frame * sample_rate) % round(FPS):
+        raise InvalidArgument(f"config.resume.start_frame: {r.start_frame} frames is not a whole number of samples at "
+                              f"{sample_rate} Hz; use a multiple of 3 frames")  # fmt: skip
+    if not r.start_frame <= r.first_frame <= r.start_frame + MAX_RESUME_CONTEXT:
+        raise InvalidArgument(f"config.resume.first_frame: {r.first_frame}; expected start_frame ({r.start_frame}) "
+                              f"to start_frame + {MAX_RESUME_CONTEXT}")  # fmt: skip
+    if r.HasField("root_a") != r.HasField("root_b"):
+        raise InvalidArgument("config.resume: root_a and root_b go together (both or neither)")
+    roots = None
+    if r.HasField("root_a"):
+        roots = (_ground(r.root_a, "config.resume.root_a"), _ground(r.root_b, "config.resume.root_b"))
+    return Resume(int(r.start_frame), int(r.first_frame), roots, r.previous_session_id[:64])
 
 
 def options_from_proto(cfg: pb.SessionConfig, styles: list[str]) -> SessionOptions:
@@ -121,24 +153,17 @@ def options_from_proto(cfg: pb.SessionConfig, styles: list[str]) -> SessionOptio
     formats = {v: k for k, v in SAMPLE_FORMATS.items()}
     layouts = {v: k for k, v in LAYOUTS.items()}
     if a.sample_format not in formats:
-        raise InvalidArgument(f"config.audio.sample_format: {_enum_name(pb.SampleFormat, a.sample_format)}; "
+        raise InvalidArgument(f"config.audio.sample_format: {enum_name(pb.SampleFormat, a.sample_format)}; "
                               "expected SAMPLE_FORMAT_PCM_S16LE or SAMPLE_FORMAT_F32LE")  # fmt: skip
     if a.layout not in layouts:
-        raise InvalidArgument(f"config.audio.layout: {_enum_name(pb.ChannelLayout, a.layout)}; "
+        raise InvalidArgument(f"config.audio.layout: {enum_name(pb.ChannelLayout, a.layout)}; "
                               "expected CHANNEL_LAYOUT_MONO_PER_SPEAKER or CHANNEL_LAYOUT_STEREO")  # fmt: skip
     if not MIN_INPUT_RATE <= a.sample_rate <= MAX_INPUT_RATE:
         raise InvalidArgument(f"config.audio.sample_rate: {a.sample_rate} Hz; expected {MIN_INPUT_RATE}-"
                               f"{MAX_INPUT_RATE} Hz")  # fmt: skip
     people = (cfg.person_a, cfg.person_b)
     where = ("config.person_a", "config.person_b")
-    placement = None
-    if cfg.HasField("placement"):
-        p = cfg.placement
-        for name, value, limit in (("x", p.x, 50.0), ("z", p.z, 50.0), ("yaw", p.yaw, 2 * math.pi)):
-            if not math.isfinite(value) or abs(value) > limit:
-                unit = "radians" if name == "yaw" else "metres"
-                raise InvalidArgument(f"config.placement.{name}: {value}; expected finite {unit} within +-{limit:g}")
-        placement = (float(p.x), float(p.z), float(p.yaw))
+    placement = _ground(cfg.placement, "config.placement") if cfg.HasField("placement") else None
     s = cfg.settings
     return SessionOptions(
         audio=AudioFormat(formats[a.sample_format], int(a.sample_rate), layouts[a.layout]),
@@ -149,6 +174,7 @@ def options_from_proto(cfg: pb.SessionConfig, styles: list[str]) -> SessionOptio
         lookahead=s.lookahead_frames if s.HasField("lookahead_frames") else None,
         alive=s.alive if s.HasField("alive") else None,
         face=cfg.outputs.face or not cfg.outputs.body, body=cfg.outputs.body or not cfg.outputs.face,
+        resume=resume_from_proto(cfg.resume, a.sample_rate) if cfg.HasField("resume") else None,
     )  # fmt: skip
 
 
@@ -165,66 +191,12 @@ def session_settings(o: SessionOptions, defaults: dict, seed: int) -> SessionSet
         actions=o.actions,
         placement=DEFAULT_PLACEMENT if o.placement is None else o.placement,
         alive=bool(defaults.get("alive", True)) if o.alive is None else o.alive,
+        start_roots=o.resume.roots if o.resume is not None else None,
     )
     try:
         return settings.validate()
     except ValueError as e:
         raise InvalidArgument(f"config.settings: {e}") from e
-
-
-# ---------------------------------------------------------------------------------------------- audio
-def encode_audio(fmt: AudioFormat, samples: np.ndarray, speaker: int | None) -> list[pb.AudioChunk]:
-    """Float samples in [-1, 1] -> chunks of at most 1 s: (N,) mono of ``speaker`` or (N, 2) stereo (speaker None)."""
-    samples = np.asarray(samples, dtype=np.float32)
-    if fmt.layout == "stereo":
-        if speaker is not None or samples.ndim != 2 or samples.shape[1] != 2:
-            raise ValueError(f"stereo layout: expected (N, 2) samples and no speaker, got {samples.shape}, {speaker}")
-    elif samples.ndim != 1 or speaker not in (0, 1):
-        raise ValueError(f"mono layout: expected (N,) samples of speaker 0 or 1, got {samples.shape}, {speaker}")
-    if fmt.sample_format == "s16":
-        samples = np.clip(np.round(samples * 32768.0), -32768, 32767)
-    data = samples.astype(fmt.dtype)
-    step = fmt.max_chunk_samples
-    tag = speaker_to_proto(speaker)
-    return [pb.AudioChunk(speaker=tag, data=data[i : i + step].tobytes()) for i in range(0, len(data), step)]
-
-
-def decode_audio(fmt: AudioFormat, chunk: pb.AudioChunk) -> list[tuple[int, np.ndarray]]:
-    """Validate an ``AudioChunk`` and split it into [(speaker, (N,) float32 samples at ``fmt.sample_rate``)]."""
-    if fmt.layout == "stereo":
-        if chunk.speaker != pb.SPEAKER_UNSPECIFIED:
-            raise InvalidArgument(f"audio.speaker: {_enum_name(pb.Speaker, chunk.speaker)} in the stereo layout; "
-                                  "stereo chunks carry both people (A left, B right) and leave it "
-                                  "SPEAKER_UNSPECIFIED")  # fmt: skip
-        speakers = [0, 1]
-    else:
-        if chunk.speaker == pb.SPEAKER_UNSPECIFIED:
-            raise InvalidArgument("audio.speaker: SPEAKER_UNSPECIFIED in the mono-per-speaker layout; tag each chunk "
-                                  "SPEAKER_A or SPEAKER_B")  # fmt: skip
-        speakers = [speaker_from_proto(chunk.speaker, "audio.speaker")]
-    width = fmt.dtype.itemsize * fmt.channels  # bytes per sample frame
-    if len(chunk.data) % width:
-        raise InvalidArgument(
-            f"audio.data: {len(chunk.data)} bytes is not a whole number of samples "
-            f"({fmt.dtype.itemsize} bytes x {fmt.channels} channel(s) = {width} bytes each)"
-        )
-    n = len(chunk.data) // width
-    if n > fmt.max_chunk_samples:
-        raise InvalidArgument(f"audio.data: {n} samples per channel ({n / fmt.sample_rate:.3f} s) exceeds the limit "
-                              f"of {MAX_CHUNK_SECONDS:g} s per chunk ({fmt.max_chunk_samples} samples at "
-                              f"{fmt.sample_rate} Hz)")  # fmt: skip
-    raw = np.frombuffer(chunk.data, dtype=fmt.dtype).reshape(n, fmt.channels)
-    if fmt.sample_format == "s16":
-        pcm = raw.astype(np.float32) / np.float32(32768.0)
-    else:
-        pcm = raw.astype(np.float32)
-        if not np.all(np.isfinite(pcm)):
-            raise InvalidArgument("audio.data: contains NaN or infinite float samples")
-        peak = float(np.abs(pcm).max()) if pcm.size else 0.0
-        if peak > FULL_SCALE_LIMIT:
-            raise InvalidArgument(f"audio.data: float samples reach {peak:.3g}; they must lie in [-1, 1] (accepted "
-                                  f"up to +-{FULL_SCALE_LIMIT:g})")  # fmt: skip
-    return [(s, np.ascontiguousarray(pcm[:, c])) for c, s in enumerate(speakers)]
 
 
 # ---------------------------------------------------------------------------------------------- controls
@@ -279,6 +251,7 @@ def header_to_proto(info: StreamInfo) -> pb.StreamHeader:
         rotation_names=info.rotation_names, joints=joints_to_proto(info.skeleton), units=UNITS,
         algorithmic_latency=info.algorithmic_latency, block_frames=info.block, lookahead_frames=info.lookahead,
         context_frames=info.context, steps=info.steps, model=info.model, styles=info.styles,
+        first_frame=info.first_frame,
     )  # fmt: skip
 
 
@@ -287,7 +260,7 @@ def header_from_proto(h: pb.StreamHeader) -> StreamInfo:
         h.session_id, skeleton_from_proto(h.joints), fps=h.fps, blendshape_names=tuple(h.blendshape_names),
         rotation_names=tuple(h.rotation_names), algorithmic_latency=h.algorithmic_latency, block=h.block_frames,
         lookahead=h.lookahead_frames, context=h.context_frames, steps=h.steps, model=h.model,
-        styles=(tuple(h.styles) + ("", ""))[:2],
+        styles=(tuple(h.styles) + ("", ""))[:2], first_frame=h.first_frame,
     )  # fmt: skip
 
 

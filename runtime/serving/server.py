@@ -6,10 +6,10 @@
 - One ``grpc.aio`` event loop does all I/O; inference runs on a dedicated executor (``--workers`` threads, default
   one, shared by every session), so the loop is never blocked. Per session: reader -> bounded inbox -> inference
   -> bounded outbox (drops the oldest frames for a slow client) -> writer (``runtime.serving.session``).
-- Health (``grpc.health.v1``, service "" and ``interact.v1.Interact``): NOT_SERVING from bind until the model is
-  loaded and warm, and again while draining. Reflection lists the services.
-- SIGTERM/SIGINT drain: NOT_SERVING, new sessions get UNAVAILABLE, running ones may finish within ``--grace`` s,
-  the rest end with UNAVAILABLE. Beyond ``--max-sessions`` concurrent sessions: RESOURCE_EXHAUSTED.
+- Health (``grpc.health.v1``, "" and ``interact.v1.Interact``): NOT_SERVING until the model is warm, and while draining.
+- SIGTERM/SIGINT drain: NOT_SERVING, running sessions get a DRAINING event (their clients may resume elsewhere) and
+  may finish within ``--grace`` s, the rest end with UNAVAILABLE; new sessions get UNAVAILABLE. Beyond
+  ``--max-sessions`` concurrent sessions: RESOURCE_EXHAUSTED. Reflection (v1 and v1alpha) lists the services.
 - ``--token``: ``Stream`` and ``DescribeModel`` need metadata ``authorization: Bearer <token>`` (UNAUTHENTICATED
   otherwise); health and reflection stay open for load balancers. ``--tls-cert/--tls-key`` serve TLS.
 - Keepalive: the server pings idle connections every 60 s and permits client pings every >= 30 s.
@@ -34,7 +34,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from runtime.model.backends import BACKENDS, BackendUnavailable
 from runtime.model.model import DEFAULT_BUNDLE, Model
@@ -44,6 +43,7 @@ from runtime.serving.metrics import Metrics, MetricsEndpoint, ipv4_interface
 from runtime.serving.outbox import SessionError
 from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 from runtime.serving.protos.interact.v1 import interact_pb2_grpc as pb_grpc
+from runtime.serving.reflection import serve_reflection
 from runtime.serving.session import Session, SessionLimits
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,8 @@ class InteractServer:
         if self.model is None:
             return grpc.StatusCode.UNAVAILABLE, "the model is still loading; wait for health SERVING", "loading"
         if len(self.sessions) >= self.config.max_sessions:
-            return (
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the server is at its limit of {self.config.max_sessions} concurrent sessions",
-                "max_sessions",
-            )
+            limit = f"the server is at its limit of {self.config.max_sessions} concurrent sessions"
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, limit, "max_sessions"
         return None
 
     def add_session(self) -> Session:
@@ -184,7 +181,7 @@ class InteractServer:
         server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         pb_grpc.add_InteractServicer_to_server(InteractServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        serve_reflection(server, (SERVICE, health.SERVICE_NAME))
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{c.host}:{c.port}"
         if c.tls_cert is not None:
@@ -229,6 +226,8 @@ class InteractServer:
         self.draining = self.metrics.draining = True
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("draining: %d session(s) running, grace %g s", len(self.sessions), grace)
+        for s in self.sessions.values():
+            s.draining(grace)
         try:
             if self.sessions:
                 await asyncio.wait_for(self._idle.wait(), timeout=grace)

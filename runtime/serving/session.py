@@ -35,13 +35,14 @@ import numpy as np
 from runtime.constants import FPS
 from runtime.engine.audio import StreamingResampler
 from runtime.engine.frames import Frames
+from runtime.engine.settings import Event
 from runtime.engine.stream import Engine, TooManyControls
 from runtime.model.model import Model
 from runtime.serving.api import ControlChange, SessionOptions, SessionStatus
+from runtime.serving.audio_codec import decode_audio
 from runtime.serving.convert import (
     InvalidArgument,
     control_from_proto,
-    decode_audio,
     event_to_proto,
     frames_to_proto,
     header_to_proto,
@@ -94,6 +95,8 @@ class Session:
         self.latency = (0.0, 0.0)  # s, p50 / p95 of the engine's latencies
         self._tasks: list[asyncio.Task] = []
         self._reader: asyncio.Task | None = None
+        self.offset = 0  # session frame of the engine's frame 0 (a resumed session's Resume.start_frame)
+        self.first_frame = 0  # frames before this one are computed but not sent (Resume.first_frame)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def open(self, requests: AsyncIterator[pb.ClientMessage]) -> None:
@@ -112,7 +115,8 @@ class Session:
                 f"{kind or 'an empty message'} before config; the first message must be config",
             )
         self._configure(first.config)
-        self.outbox.put(pb.ServerMessage(header=header_to_proto(self.engine.info)))
+        info = replace(self.engine.info, first_frame=self.first_frame)
+        self.outbox.put(pb.ServerMessage(header=header_to_proto(info)))
         self.state = "streaming"
         self._reader = asyncio.create_task(self._read(it), name=f"read-{self.id}")
         self._tasks = [self._reader, asyncio.create_task(self._infer(), name=f"infer-{self.id}")]
@@ -129,6 +133,15 @@ class Session:
             if self.outbox.error is not None:
                 raise self.outbox.error
         return msg
+
+    def draining(self, grace: float) -> None:
+        """The server is shutting down: tell the client (EVENT_TYPE_DRAINING), which may resume elsewhere now."""
+        at = (self.offset + (self.engine.committed if self.engine is not None else 0)) / FPS
+        message = f"the server is shutting down; this stream ends within {grace:g} s: resume on another server"
+        try:
+            self.outbox.put(pb.ServerMessage(event=event_to_proto(Event("draining", at, None, message))))
+        except RuntimeError:
+            pass  # the session has already queued its status
 
     def fail(self, code: grpc.StatusCode, message: str) -> None:
         """End the session from outside (e.g. server shutdown): ``next`` raises."""
@@ -182,6 +195,10 @@ class Session:
         except InvalidArgument as e:
             raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
         self.engine = Engine(self.model, replace(settings, degrade=self.limits.degrade), self.id)
+        if (r := self.options.resume) is not None:
+            self.offset, self.first_frame = r.start_frame, r.first_frame
+            log.info("session %s resumes %s: audio from frame %d, frames from %d", self.id,
+                     r.previous_session_id or "a session", r.start_frame, r.first_frame)  # fmt: skip
         self.resamplers = [StreamingResampler(self.options.audio.sample_rate) for _ in range(2)]
         s = settings
         log.info("session %s: %s %d Hz %s, block %d, lookahead %d, steps %d, styles %s, actions %s", self.id,
@@ -266,7 +283,8 @@ class Session:
                     engine.push_audio(speaker, self.resamplers[speaker].push(pcm), item.arrival)
             elif isinstance(item, ControlChange):
                 self._step(engine, out, limit=None)
-                engine.control(item.speaker, item.time, action=item.action, style=item.style)
+                at = max(0.0, item.time - self.offset / FPS)  # session time -> this engine's
+                engine.control(item.speaker, at, action=item.action, style=item.style)
             else:  # end of audio: the resamplers' tails; the flush follows once the backlog is done
                 for speaker, resampler in enumerate(self.resamplers):
                     tail = resampler.flush()
@@ -295,13 +313,17 @@ class Session:
 
     def _emit(self, engine: Engine, frames: Frames, out: list[pb.ServerMessage]) -> None:
         o = self.options
-        out.append(pb.ServerMessage(frames=frames_to_proto(frames, face=o.face, body=o.body)))
-        self.frames_produced += len(frames)
+        frames = frames.shifted(self.offset)
+        frames = frames[int(np.searchsorted(frames.index, self.first_frame)) :]  # a resumed stream's re-sent context
+        if len(frames):
+            out.append(pb.ServerMessage(frames=frames_to_proto(frames, face=o.face, body=o.body)))
+            self.frames_produced += len(frames)
         self._events(engine, out)
 
     def _events(self, engine: Engine, out: list[pb.ServerMessage]) -> None:
         for e in engine.drain_events():
             self.degraded += e.kind == "degraded"
+            e = replace(e, time=e.time + self.offset / FPS)
             out.append(pb.ServerMessage(event=event_to_proto(e)))
 
     def _status(self) -> SessionStatus:

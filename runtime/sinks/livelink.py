@@ -29,6 +29,7 @@ import numpy as np
 from runtime.engine.frames import Frames, StreamInfo
 from runtime.formats.arkit import to_livelink_packet
 from runtime.sinks import parse_address
+from runtime.sinks.pacer import PacedSink
 
 DEFAULT_PORT = 11111
 VERSION = 6
@@ -53,11 +54,14 @@ def encode_packet(device_id: str, subject: str, frame: int, fps: int, values: np
     ])  # fmt: skip
 
 
-class LiveLinkSink:
-    def __init__(self, address: str, subject_prefix: str = "InterAct") -> None:
+class LiveLinkSink(PacedSink):
+    """Both people's packets for a frame leave together, paced at the stream's rate (``runtime.sinks.pacer``)."""
+
+    def __init__(self, address: str, subject_prefix: str = "InterAct", pace: bool = True) -> None:
         self.host, self.port = parse_address(address, DEFAULT_PORT)
         self.subjects = (f"{subject_prefix}_A", f"{subject_prefix}_B")
         self.device_ids = tuple(f"${uuid.uuid5(uuid.NAMESPACE_URL, s)}" for s in self.subjects)
+        self.pace = pace
         self.sock: socket.socket | None = None
         self.fps = 30
         self.sent = 0
@@ -66,18 +70,24 @@ class LiveLinkSink:
         self.fps = int(round(info.fps))
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._start_pacer(info.block, info.fps)
 
     def write(self, frames: Frames) -> None:
         if self.sock is None:
             raise RuntimeError("LiveLinkSink.write before open")
-        for p, person in enumerate(frames.people):
-            values = to_livelink_packet(person.blendshapes, person.rotations)  # (N, 61)
-            for i, index in enumerate(frames.index):
-                packet = encode_packet(self.device_ids[p], self.subjects[p], int(index), self.fps, values[i])
-                self.sock.sendto(packet, (self.host, self.port))
-                self.sent += 1
+        values = [to_livelink_packet(p.blendshapes, p.rotations) for p in frames.people]  # (N, 61) each
+        for i, index in enumerate(frames.index):
+            packets = [encode_packet(self.device_ids[p], self.subjects[p], int(index), self.fps, values[p][i])
+                       for p in (0, 1)]  # fmt: skip
+            self._emit(float(frames.time[i]), packets)
+
+    def send_now(self, packets: list[bytes]) -> None:
+        for packet in packets:
+            self.sock.sendto(packet, (self.host, self.port))
+            self.sent += 1
 
     def close(self) -> None:
+        self._stop_pacer()
         if self.sock is not None:
             self.sock.close()
             self.sock = None

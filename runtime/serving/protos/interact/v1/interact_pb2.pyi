@@ -41,6 +41,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_FRAMES_DROPPED: _ClassVar[EventType]
     EVENT_TYPE_DEGRADED: _ClassVar[EventType]
     EVENT_TYPE_CONTROL_APPLIED: _ClassVar[EventType]
+    EVENT_TYPE_DRAINING: _ClassVar[EventType]
 SAMPLE_FORMAT_UNSPECIFIED: SampleFormat
 SAMPLE_FORMAT_PCM_S16LE: SampleFormat
 SAMPLE_FORMAT_F32LE: SampleFormat
@@ -61,6 +62,7 @@ EVENT_TYPE_INPUT_LATE: EventType
 EVENT_TYPE_FRAMES_DROPPED: EventType
 EVENT_TYPE_DEGRADED: EventType
 EVENT_TYPE_CONTROL_APPLIED: EventType
+EVENT_TYPE_DRAINING: EventType
 
 class ClientMessage(_message.Message):
     __slots__ = ("config", "audio", "control", "end_of_audio")
@@ -125,20 +127,36 @@ class Outputs(_message.Message):
     def __init__(self, face: _Optional[bool] = ..., body: _Optional[bool] = ...) -> None: ...
 
 class SessionConfig(_message.Message):
-    __slots__ = ("audio", "person_a", "person_b", "placement", "settings", "outputs")
+    __slots__ = ("audio", "person_a", "person_b", "placement", "settings", "outputs", "resume")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     PERSON_A_FIELD_NUMBER: _ClassVar[int]
     PERSON_B_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     audio: AudioFormat
     person_a: PersonConfig
     person_b: PersonConfig
     placement: Placement
     settings: StreamSettings
     outputs: Outputs
-    def __init__(self, audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., person_a: _Optional[_Union[PersonConfig, _Mapping]] = ..., person_b: _Optional[_Union[PersonConfig, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., settings: _Optional[_Union[StreamSettings, _Mapping]] = ..., outputs: _Optional[_Union[Outputs, _Mapping]] = ...) -> None: ...
+    resume: Resume
+    def __init__(self, audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., person_a: _Optional[_Union[PersonConfig, _Mapping]] = ..., person_b: _Optional[_Union[PersonConfig, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., settings: _Optional[_Union[StreamSettings, _Mapping]] = ..., outputs: _Optional[_Union[Outputs, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ...) -> None: ...
+
+class Resume(_message.Message):
+    __slots__ = ("start_frame", "first_frame", "root_a", "root_b", "previous_session_id")
+    START_FRAME_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
+    ROOT_A_FIELD_NUMBER: _ClassVar[int]
+    ROOT_B_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    start_frame: int
+    first_frame: int
+    root_a: Placement
+    root_b: Placement
+    previous_session_id: str
+    def __init__(self, start_frame: _Optional[int] = ..., first_frame: _Optional[int] = ..., root_a: _Optional[_Union[Placement, _Mapping]] = ..., root_b: _Optional[_Union[Placement, _Mapping]] = ..., previous_session_id: _Optional[str] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("speaker", "data")
@@ -191,7 +209,7 @@ class Joint(_message.Message):
     def __init__(self, name: _Optional[str] = ..., parent: _Optional[int] = ..., offset: _Optional[_Iterable[float]] = ..., rotation_order: _Optional[str] = ..., end_site: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class StreamHeader(_message.Message):
-    __slots__ = ("session_id", "fps", "blendshape_names", "rotation_names", "joints", "units", "algorithmic_latency", "block_frames", "lookahead_frames", "context_frames", "steps", "model", "styles")
+    __slots__ = ("session_id", "fps", "blendshape_names", "rotation_names", "joints", "units", "algorithmic_latency", "block_frames", "lookahead_frames", "context_frames", "steps", "model", "styles", "first_frame")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
     BLENDSHAPE_NAMES_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +223,7 @@ class StreamHeader(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STYLES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     fps: float
     blendshape_names: _containers.RepeatedScalarFieldContainer[str]
@@ -218,7 +237,8 @@ class StreamHeader(_message.Message):
     steps: int
     model: str
     styles: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, session_id: _Optional[str] = ..., fps: _Optional[float] = ..., blendshape_names: _Optional[_Iterable[str]] = ..., rotation_names: _Optional[_Iterable[str]] = ..., joints: _Optional[_Iterable[_Union[Joint, _Mapping]]] = ..., units: _Optional[str] = ..., algorithmic_latency: _Optional[float] = ..., block_frames: _Optional[int] = ..., lookahead_frames: _Optional[int] = ..., context_frames: _Optional[int] = ..., steps: _Optional[int] = ..., model: _Optional[str] = ..., styles: _Optional[_Iterable[str]] = ...) -> None: ...
+    first_frame: int
+    def __init__(self, session_id: _Optional[str] = ..., fps: _Optional[float] = ..., blendshape_names: _Optional[_Iterable[str]] = ..., rotation_names: _Optional[_Iterable[str]] = ..., joints: _Optional[_Iterable[_Union[Joint, _Mapping]]] = ..., units: _Optional[str] = ..., algorithmic_latency: _Optional[float] = ..., block_frames: _Optional[int] = ..., lookahead_frames: _Optional[int] = ..., context_frames: _Optional[int] = ..., steps: _Optional[int] = ..., model: _Optional[str] = ..., styles: _Optional[_Iterable[str]] = ..., first_frame: _Optional[int] = ...) -> None: ...
 
 class PersonFrame(_message.Message):
     __slots__ = ("blendshapes", "rotations", "root_position", "joint_rotations", "action", "speaking")
