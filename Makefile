@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Each bootstraps .venv and system packages.
 PY := .venv/bin/python
 
-.PHONY: demo test lint bundle corpus train evaluate checkpoints export clean
+.PHONY: demo test lint scale-test bundle corpus train evaluate checkpoints export clean
 
 demo:
 	@scripts/bootstrap.sh view,mic
@@ -10,6 +10,11 @@ demo:
 test:
 	@scripts/bootstrap.sh train,export,dev
 	$(PY) -m pytest
+
+# 3 replicas behind nginx, 6 sessions of real speech at real time; kill -9 one replica, SIGTERM another (~1 min)
+scale-test:
+	@scripts/bootstrap.sh train,export,dev
+	$(PY) -m deploy.scale_test
 
 lint:
 	@scripts/bootstrap.sh train,export,dev

@@ -86,15 +86,15 @@ def test_no_module_is_over_400_lines() -> None:
 
 
 def test_every_runtime_module_imports_without_torch_training_or_export() -> None:
-    """DESIGN 1: the deployable core never imports torch, training/ or export/. Every module is imported in a fresh
-    interpreter where those three cannot be found (the optional GPU and view packages may be missing too)."""
+    """DESIGN 1: the deployable core never imports torch, training/ or export/ (nor deploy/, issue 17). Every module
+    is imported in a fresh interpreter where those cannot be found (the optional GPU and view packages may be missing too)."""
     names = sorted(_modules())
     code = f"""
 import importlib, sys
 
 class Blocked:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "training", "export"):
+        if name.split(".")[0] in ("torch", "training", "export", "deploy"):
             raise ImportError(f"{{name}} is blocked: the runtime must not import it")
 
 sys.meta_path.insert(0, Blocked())
@@ -107,7 +107,7 @@ for name in {names!r}:
         # an optional extra (tensorrt, sounddevice, matplotlib) missing here is allowed; our own code is not
         if getattr(e, "name", "") and e.name.split(".")[0] in ("runtime",):
             raise
-bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "training", "export"))
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "training", "export", "deploy"))
 assert not bad, bad
 print(len({names!r}))
 """

@@ -52,6 +52,8 @@ from runtime.serving.protos.interact.v1 import interact_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
+HEADERS_WAIT = 0.3  # s a new stream waits for the server's admission headers before sending its config
+
 SERVICE = "interact.v1.Interact"
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 60_000),  # ping every 60 s (the server permits >= 30 s)
@@ -216,7 +218,12 @@ class AsyncClient:
         call = self._stub.Stream(metadata=self._metadata)
         # The server sends headers once it admits the session, or its refusal: waiting for them first means the
         # config write cannot race the refusal (grpc.aio would report such a race as INTERNAL; grpc/grpc#36066).
-        await call.initial_metadata()
+        # A TLS-terminating nginx holds an admitted stream's headers until the first DATA frame (the header
+        # message, sent after the config), so the wait is bounded: then the config goes anyway.
+        try:
+            await asyncio.wait_for(asyncio.shield(call.initial_metadata()), HEADERS_WAIT)
+        except TimeoutError:
+            pass
         await _write(call, pb.ClientMessage(config=options_to_proto(options)))  # raises a refusal's status
         first = await call.read()  # raises the status if the config is refused
         if first is grpc.aio.EOF or first.WhichOneof("kind") != "header":

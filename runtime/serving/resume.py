@@ -6,7 +6,7 @@
     async for item in stream:          # Frames (indices continue across servers) | Event | SessionStatus (last)
         ...
 
-When the call ends with UNAVAILABLE (the server or its connection is gone) or the server announces a drain
+When the call ends because the server or the way to it is gone (``lost``), or the server announces a drain
 (EVENT_TYPE_DRAINING), the stream opens a new session through the same channel (a balancer picks a live server),
 with backoff, asking it to resume: it re-sends the audio it kept from ``RESUME_CONTEXT`` frames before the first
 frame it still needs, with where both people stood then and the actions they had. The new server's frames carry on
@@ -38,8 +38,22 @@ log = logging.getLogger(__name__)
 RESUME_CONTEXT = 45  # frames of audio re-sent before the first needed frame (1.5 s: the model's context and more)
 SEAM_FRAMES = 6  # frames blended from the last received frame into a resumed stream's
 KEEP_SECONDS = 20.0  # audio kept for resuming (covers the context plus audio sent but not yet answered)
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 BACKOFF = (0.2, 2.0, 3.0)  # first delay s, factor, longest delay s between attempts to reopen
+# Refusals a retry cannot cure; anything else (UNAVAILABLE from a draining replica, RESOURCE_EXHAUSTED from a full
+# one, a reset or a CANCELLED from a refusal racing the config write, grpc/grpc#36066) is retried until the deadline.
+_CODE = grpc.StatusCode
+PERMANENT = {_CODE.INVALID_ARGUMENT, _CODE.UNAUTHENTICATED, _CODE.PERMISSION_DENIED, _CODE.FAILED_PRECONDITION,
+             _CODE.UNIMPLEMENTED, _CODE.OUT_OF_RANGE}  # fmt: skip
+
+
+def lost(e: grpc.aio.AioRpcError) -> bool:
+    """Did a running stream end because its server (or the way to it) went away, so that the session should resume
+    elsewhere? Not for a refusal of what the client sent (PERMANENT) nor too many controls (RESOURCE_EXHAUSTED).
+    What a lost server looks like varies: UNAVAILABLE from a stopping server; through nginx, a replica killed
+    mid-stream resets the stream (INTERNAL "Received RST_STREAM") or fails a pending write (INTERNAL "Internal error
+    from Core"). A server's own INTERNAL (a failed inference) is retried too, on whichever server the balancer
+    picks, until the client's connect timeout."""
+    return e.code() not in PERMANENT and e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 @dataclass
@@ -170,7 +184,7 @@ class ResumingStream:
                             raise _Drained
                 return
             except (grpc.aio.AioRpcError, _Drained) as e:
-                if isinstance(e, grpc.aio.AioRpcError) and e.code() not in RETRYABLE:
+                if isinstance(e, grpc.aio.AioRpcError) and not lost(e):
                     raise
                 why = "drain notice" if isinstance(e, _Drained) else f"{e.code().name}: {e.details()}"
                 await self._resume(why)
@@ -190,7 +204,7 @@ class ResumingStream:
                          self.stream.info.session_id, self.next_frame, why)  # fmt: skip
                 return
             except grpc.aio.AioRpcError as e:
-                if e.code() not in RETRYABLE or loop.time() > deadline:
+                if e.code() in PERMANENT or loop.time() > deadline:
                     raise
                 log.info("resume of %s: %s; retrying in %.1f s", self.info.session_id, e.code().name, delay)
             await asyncio.sleep(delay)
