@@ -37,8 +37,9 @@ class ServerProcess:
     session limit high enough for the scaling section."""
 
     def __init__(self, bundle: Path, backend: str, threads: int = 1, max_sessions: int = 64,
-                 ready_timeout: float = 300.0) -> None:  # fmt: skip
-        self.bundle, self.backend, self.threads = Path(bundle), backend, threads
+                 ready_timeout: float = 300.0, extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
+        """``extra_args``: more ``runtime.server`` flags, e.g. ("--batch-wait", "2")."""
+        self.bundle, self.backend, self.threads, self.extra_args = Path(bundle), backend, threads, tuple(extra_args)
         self.max_sessions, self.ready_timeout = max_sessions, ready_timeout
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
@@ -62,7 +63,7 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "runtime.server", "--bundle", str(self.bundle), "--host", "127.0.0.1",
                "--port", str(self.port), "--backend", self.backend, "--threads", str(self.threads),
                "--max-sessions", str(self.max_sessions), "--no-degrade", "--grace", "1", "--log-interval", "3600",
-               "--log-level", "WARNING"]  # fmt: skip
+               "--log-level", "WARNING", *self.extra_args]  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
         t0 = time.monotonic()
         with grpc.insecure_channel(self.target) as channel:

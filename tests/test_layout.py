@@ -87,7 +87,8 @@ def test_no_module_is_over_400_lines() -> None:
 
 def test_every_runtime_module_imports_without_torch_training_or_export() -> None:
     """DESIGN 1: the deployable core never imports torch, training/ or export/ (nor deploy/, issue 17). Every module
-    is imported in a fresh interpreter where those cannot be found (the optional GPU and view packages may be missing too)."""
+    is imported in a fresh interpreter where those cannot be found (the optional GPU and view packages may be
+    missing too)."""
     names = sorted(_modules())
     code = f"""
 import importlib, sys

@@ -37,7 +37,8 @@ from runtime.model.model import DEFAULT_BUNDLE
 from runtime.serving.api import AudioFormat, ControlChange, SessionOptions
 from runtime.serving.client import AsyncClient, Client
 from runtime.serving.convert import session_settings
-from runtime.serving.server import JsonFormatter, ServerThread
+from runtime.serving.logs import JsonFormatter
+from runtime.serving.server import ServerThread
 
 SEED = 7
 DEMO = DEFAULT_BUNDLE.parent / "demo"  # the shipped demo dialogue, a.wav and b.wav

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.model.batching import MicroBatcher
 from runtime.model.bundle import Bundle, BundleError, load_bundle
 from runtime.model.sampling import sample_ddim
 from runtime.motion.posing import Poser
@@ -41,6 +42,18 @@ class Model:
         self.poser = Poser(bundle.skeleton, MotionLayout.from_dict(bundle.manifest["layout"]))
         # Per-stage seconds of the latest calls (benchmarks read these); bounded so a long-lived server does not grow.
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=10_000))
+        self.batcher: MicroBatcher | None = None  # cross-session batching (``batch_across_sessions``)
+
+    def batch_across_sessions(self, max_wait: float, max_batch: int = 16) -> MicroBatcher:
+        """From now on, graph calls from concurrent threads (sessions) run batched (``runtime.model.batching``)."""
+        if self.batcher is None:
+            self.batcher = MicroBatcher(lambda name, feeds: self.bundle.graph(name).run(feeds), max_wait, max_batch)
+        return self.batcher
+
+    def _run(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.batcher is not None:
+            return self.batcher.run(name, feeds)
+        return self.bundle.graph(name).run(feeds)
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_BUNDLE, backend: str = "ort-cpu", threads: int = 1) -> Model:
@@ -93,13 +106,12 @@ class Model:
         t0 = time.perf_counter()
         name = (self.fp16 and self.bundle.unrolled(model, steps, "fp16")) or self.bundle.unrolled(model, steps)
         if name is not None:
-            out = self.bundle.graph(name).run({"noise": noise, **conditions})["x0"]
+            out = self._run(name, {"noise": noise, **conditions})["x0"]
         else:
-            graph = self.bundle.graph(f"{model}_step")
             batch = np.zeros(noise.shape[0], np.int64)
 
             def denoise(x: np.ndarray, t: int) -> np.ndarray:
-                return graph.run({"x": x, "t": batch + t, **conditions})["x0"]
+                return self._run(f"{model}_step", {"x": x, "t": batch + t, **conditions})["x0"]
 
             out = sample_ddim(denoise, noise, self.schedule, steps,
                               context=conditions["context"], context_mask=conditions["context_mask"])  # fmt: skip

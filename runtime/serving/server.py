@@ -6,6 +6,7 @@
 - One ``grpc.aio`` event loop does all I/O; inference runs on a dedicated executor (``--workers`` threads, default
   one, shared by every session), so the loop is never blocked. Per session: reader -> bounded inbox -> inference
   -> bounded outbox (drops the oldest frames for a slow client) -> writer (``runtime.serving.session``).
+  ``--batch-wait MS``: sessions' graph calls run batched (``runtime.model.batching``), one thread per session.
 - Health (``grpc.health.v1``, "" and ``interact.v1.Interact``): NOT_SERVING until the model is warm, and while draining.
 - SIGTERM/SIGINT drain: NOT_SERVING, running sessions get a DRAINING event (their clients may resume elsewhere) and
   may finish within ``--grace`` s, the rest end with UNAVAILABLE; new sessions get UNAVAILABLE. Beyond
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
@@ -39,6 +39,7 @@ from runtime.model.backends import BACKENDS, BackendUnavailable
 from runtime.model.model import DEFAULT_BUNDLE, Model
 from runtime.serving.auth import BearerTokenInterceptor
 from runtime.serving.convert import model_to_proto
+from runtime.serving.logs import configure_logging
 from runtime.serving.metrics import Metrics, MetricsEndpoint, ipv4_interface
 from runtime.serving.outbox import SessionError
 from runtime.serving.protos.interact.v1 import interact_pb2 as pb
@@ -78,6 +79,7 @@ class ServerConfig:
     log_interval: float = 30.0  # s between summary log lines
     send_buffer: float = 5.0  # s of unread frames held per session before the oldest are dropped
     degrade: bool = True  # engines may use fewer steps / larger blocks when compute falls behind
+    batch_wait: float | None = None  # s a graph call may wait for other sessions' (cross-session batching); None = off
 
 
 class InteractServicer(pb_grpc.InteractServicer):
@@ -134,7 +136,9 @@ class InteractServer:
         self.sessions: dict[str, Session] = {}
         self.metrics = Metrics()
         self.limits = SessionLimits(send_buffer=config.send_buffer, degrade=config.degrade)
-        self.executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="inference")
+        # Batching needs every session able to be inside a step at once (they wait in the batcher, not on the CPU).
+        workers = config.workers if config.batch_wait is None else max(config.workers, config.max_sessions)
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
         self.health = health.aio.HealthServicer()
         self.draining = False
         self.port: int | None = None
@@ -267,6 +271,8 @@ def _load_and_warm(c: ServerConfig) -> Model:
     model = Model.load(c.bundle, backend=c.backend, threads=c.threads)
     d = model.bundle.defaults
     model.warm_up(frames=d["context"] + d["block"] + d["lookahead"], steps=d["steps"])
+    if c.batch_wait is not None:
+        model.batch_across_sessions(c.batch_wait, max_batch=max(2, 2 * c.max_sessions))
     return model
 
 
@@ -321,25 +327,6 @@ class ServerThread:
 
 
 # ---------------------------------------------------------------------------------------------- command line
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, plus ``extra={"fields": {...}}`` and exceptions."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
-               "message": record.getMessage()}  # fmt: skip
-        out.update(getattr(record, "fields", None) or {})
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
-def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(fmt))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-
-
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT, then drain with ``config.grace``."""
     server = InteractServer(config)
@@ -378,13 +365,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
     ap.add_argument("--log-interval", type=float, default=30.0, help="s between summary log lines")
     ap.add_argument("--send-buffer", type=float, default=5.0, help="s of unread frames kept for a slow client")
     ap.add_argument("--no-degrade", action="store_true", help="never trade steps/blocks for speed")
+    ap.add_argument("--batch-wait", type=float, metavar="MS", help="batch graph calls across sessions, each waiting "
+                    "at most MS ms for others (default: off)")  # fmt: skip
     ap.add_argument("--log-json", action="store_true", help="structured JSON log lines")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     config = ServerConfig(bundle=a.bundle, host=a.host, port=a.port, backend=a.backend, threads=a.threads,
                           workers=a.workers, max_sessions=a.max_sessions, token=a.token, tls_cert=a.tls_cert,
                           tls_key=a.tls_key, grace=a.grace, metrics_port=a.metrics_port, metrics_host=a.metrics_host,
-                          log_interval=a.log_interval, send_buffer=a.send_buffer, degrade=not a.no_degrade)  # fmt: skip
+                          log_interval=a.log_interval, send_buffer=a.send_buffer, degrade=not a.no_degrade,
+                          batch_wait=None if a.batch_wait is None else a.batch_wait / 1000)  # fmt: skip
     return config, a
 
 
