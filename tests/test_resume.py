@@ -39,7 +39,7 @@ def test_resumed_session_continues_the_time_codes(untrained_bundle: Path) -> Non
     np.testing.assert_array_equal(frames.index, np.arange(45, 90))  # ceil(3 s x 30) = 90 in the whole session
     np.testing.assert_allclose(frames.time, frames.index / FPS)
     assert result.status.frames == 45
-    assert all(e.time >= start / FPS for e in result.events)
+    assert all(e.time >= 45 / FPS for e in result.events)  # none from the re-sent context
     for person, (x, z, _) in zip(frames.people, resume.roots, strict=True):  # from the given roots, not the placement
         assert np.hypot(person.root_position[0, 0] - x, person.root_position[0, 2] - z) < 0.5
 
@@ -69,6 +69,7 @@ async def _stream_through(target: str, when_half_sent) -> tuple[list, ResumingSt
                 items.append(item)
 
         reader = asyncio.create_task(read())
+        await stream.control(0, 3.5, action="sit")  # falls after the hand-over: the next server must get it too
         for i in range(0, len(x), CHUNK):
             if i == len(x) // 2 // CHUNK * CHUNK:
                 while stream.frames_received < 20:
@@ -96,6 +97,9 @@ def _check_continuous(items: list, stream: ResumingStream) -> Frames:
         assert step[seam - 1 : seam + SEAM_FRAMES].max() < 0.05, step[seam - 3 : seam + SEAM_FRAMES]
     status = items[-1]
     assert status.frames == n and "resumed 1 time" in status.message
+    applied = [i for i in items if getattr(i, "kind", "") == "control_applied"]
+    assert [round(e.time, 3) for e in applied] == [3.5]  # re-sent to the new server, applied once, on its frame
+    assert frames.people[0].action[104] != frames.people[0].action[106]  # frame 105 = 3.5 s: sit from there
     return frames
 
 

@@ -30,7 +30,7 @@ from scipy.spatial.transform import Rotation
 from runtime.constants import ACTIONS, FPS
 from runtime.engine.frames import Frames, PersonFrames
 from runtime.engine.settings import Event
-from runtime.serving.api import Resume, SessionOptions, SessionStatus
+from runtime.serving.api import ControlChange, Resume, SessionOptions, SessionStatus
 from runtime.serving.client import AsyncClient, AsyncStream
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class ResumingStream:
         self.reconnects = 0
         self.frames_received = 0
         self.ended = False
+        self.controls: list[ControlChange] = []  # every control sent, in order
         self._broken = False
         self._lock = asyncio.Lock()
 
@@ -143,6 +144,17 @@ class ResumingStream:
                     await self.stream.send_audio(samples, speaker)
                 except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
                     self._broken = True  # the reader sees the call's status and resumes
+
+    async def control(self, speaker: int, at_time: float, action: str | None = None, style: str | None = None) -> None:
+        """Like ``AsyncStream.control``; kept, so a resumed session starts with the styles in force and gets the
+        controls that fall after its first audio again."""
+        async with self._lock:
+            self.controls.append(ControlChange(speaker, at_time, action, style))
+            if not self._broken:
+                try:
+                    await self.stream.control(speaker, at_time, action=action, style=style)
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    self._broken = True
 
     async def end(self) -> None:
         async with self._lock:
@@ -220,11 +232,18 @@ class ResumingStream:
             roots = ground(at[0], 0)
             actions = tuple(ACTIONS[int(p.action[0])] for p in at[0].people)
         resume = Resume(start, first, roots, self.stream.info.session_id)
-        options = replace(self.options, actions=actions, resume=resume)
+        styles = list(self.options.styles)
+        for c in self.controls:  # the styles in force at the new stream's first audio; later controls are re-sent
+            if c.style is not None and c.time <= start / FPS:
+                styles[c.speaker] = c.style
+        options = replace(self.options, actions=actions, styles=tuple(styles), resume=resume)
         async with self._lock:
             stream = await self.client.open(options)
             sample = start * self.rate // round(FPS)
             try:
+                for c in self.controls:  # before the audio, so each lands on its frame, not where the audio is
+                    if c.time > start / FPS:
+                        await stream.control(c.speaker, c.time, action=c.action, style=c.style)
                 kept = [track.since(sample) for track in self.tracks]
                 for i in range(0, max(len(k) for k in kept), self.rate):  # a second of each speaker in turn
                     for speaker, k in enumerate(kept):

@@ -324,6 +324,8 @@ class Session:
         for e in engine.drain_events():
             self.degraded += e.kind == "degraded"
             e = replace(e, time=e.time + self.offset / FPS)
+            if e.time < self.first_frame / FPS:  # from a resumed stream's re-sent context: the client has it
+                continue
             out.append(pb.ServerMessage(event=event_to_proto(e)))
 
     def _status(self) -> SessionStatus:
