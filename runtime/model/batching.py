@@ -104,10 +104,11 @@ def run_batch(run: RunGraph, batch: list[Request]) -> None:
 
 
 class MicroBatcher:
-    """``run(graph, feeds)`` from any thread; one batching thread runs the graphs (``run_graph``)."""
+    """``run(graph, feeds)`` from any thread; ``threads`` batching threads run the graphs (``run_graph``), each
+    taking the next due batch (two on a 2-core CPU: a graph runs on one core while the other batch runs)."""
 
     def __init__(self, run_graph: RunGraph, max_wait: float = 0.002, max_batch: int = 16,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic, threads: int = 1) -> None:  # fmt: skip
         self.queue = BatchQueue(max_wait, max_batch)
         self.run_graph, self.clock = run_graph, clock
         self.batches = 0  # graph calls made
@@ -115,8 +116,10 @@ class MicroBatcher:
         self.longest_wait = 0.0  # s, arrival -> dispatch, the worst seen
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="micro-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"micro-batcher-{i}", daemon=True)
+                         for i in range(threads)]  # fmt: skip
+        for t in self._threads:
+            t.start()
 
     def run(self, graph: str, feeds: Feeds) -> dict[str, np.ndarray]:
         request = Request(graph, feeds, self.clock())
@@ -133,8 +136,9 @@ class MicroBatcher:
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=5)
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
 
     def _loop(self) -> None:
         while True:
@@ -144,9 +148,11 @@ class MicroBatcher:
                         return
                     deadline = self.queue.next_deadline()
                     self._cond.wait(None if deadline is None else max(0.0, deadline - now))
-            for r in batch:
-                r.dispatched = now
-                self.longest_wait = max(self.longest_wait, now - r.arrival)
-            self.batches += 1
-            self.calls += len(batch)
+                for r in batch:
+                    r.dispatched = now
+                    self.longest_wait = max(self.longest_wait, now - r.arrival)
+                self.batches += 1
+                self.calls += len(batch)
+                if self.queue.groups:
+                    self._cond.notify()  # another thread may take the next due batch meanwhile
             run_batch(self.run_graph, batch)

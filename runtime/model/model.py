@@ -44,10 +44,11 @@ class Model:
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=10_000))
         self.batcher: MicroBatcher | None = None  # cross-session batching (``batch_across_sessions``)
 
-    def batch_across_sessions(self, max_wait: float, max_batch: int = 16) -> MicroBatcher:
+    def batch_across_sessions(self, max_wait: float, max_batch: int = 16, threads: int = 1) -> MicroBatcher:
         """From now on, graph calls from concurrent threads (sessions) run batched (``runtime.model.batching``)."""
         if self.batcher is None:
-            self.batcher = MicroBatcher(lambda name, feeds: self.bundle.graph(name).run(feeds), max_wait, max_batch)
+            run = lambda name, feeds: self.bundle.graph(name).run(feeds)  # noqa: E731
+            self.batcher = MicroBatcher(run, max_wait, max_batch, threads=threads)
         return self.batcher
 
     def _run(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -80,6 +80,7 @@ class ServerConfig:
     send_buffer: float = 5.0  # s of unread frames held per session before the oldest are dropped
     degrade: bool = True  # engines may use fewer steps / larger blocks when compute falls behind
     batch_wait: float | None = None  # s a graph call may wait for other sessions' (cross-session batching); None = off
+    batch_threads: int = 1  # threads running batched graph calls
 
 
 class InteractServicer(pb_grpc.InteractServicer):
@@ -272,7 +273,7 @@ def _load_and_warm(c: ServerConfig) -> Model:
     d = model.bundle.defaults
     model.warm_up(frames=d["context"] + d["block"] + d["lookahead"], steps=d["steps"])
     if c.batch_wait is not None:
-        model.batch_across_sessions(c.batch_wait, max_batch=max(2, 2 * c.max_sessions))
+        model.batch_across_sessions(c.batch_wait, max_batch=max(2, 2 * c.max_sessions), threads=c.batch_threads)
     return model
 
 
@@ -367,6 +368,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
     ap.add_argument("--no-degrade", action="store_true", help="never trade steps/blocks for speed")
     ap.add_argument("--batch-wait", type=float, metavar="MS", help="batch graph calls across sessions, each waiting "
                     "at most MS ms for others (default: off)")  # fmt: skip
+    ap.add_argument("--batch-threads", type=int, default=1, help="threads running the batched graph calls")
     ap.add_argument("--log-json", action="store_true", help="structured JSON log lines")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
@@ -374,7 +376,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
                           workers=a.workers, max_sessions=a.max_sessions, token=a.token, tls_cert=a.tls_cert,
                           tls_key=a.tls_key, grace=a.grace, metrics_port=a.metrics_port, metrics_host=a.metrics_host,
                           log_interval=a.log_interval, send_buffer=a.send_buffer, degrade=not a.no_degrade,
-                          batch_wait=None if a.batch_wait is None else a.batch_wait / 1000)  # fmt: skip
+                          batch_wait=None if a.batch_wait is None else a.batch_wait / 1000,
+                          batch_threads=a.batch_threads)  # fmt: skip
     return config, a
 
 
