@@ -138,3 +138,19 @@ def test_latency_definitions_on_a_synthetic_replay() -> None:
     # 40 ms chunks and 200 ms blocks: block emissions are exactly one period apart.
     np.testing.assert_allclose(out["jitter_ms"]["max"], 0.0, atol=1e-6)
     assert out["frames_received"] == len(rep.index) * 6 and out["late_frames"] == 0
+
+
+def test_gpu_paper_counts_flops_from_the_graphs() -> None:
+    """The FLOP count reads real shapes: the K4 graph is twice the K2 one, the face (two people) costs more per
+    frame than one body part of the same width would, and a longer window costs proportionally more."""
+    from benchmarks.gpu_paper import graph_cost
+    from runtime.model.model import DEFAULT_BUNDLE, Model
+
+    model = Model.load(DEFAULT_BUNDLE)
+    k4, k2 = (model.bundle.unrolled("face", k) for k in (4, 2))
+    assert k4 and k2, "the shipped bundle has unrolled K2 and K4 face graphs"
+    c4, c2 = graph_cost(model, k4, "face", 33), graph_cost(model, k2, "face", 33)
+    assert c4["gflop"] > 0 and abs(c4["gflop"] / c2["gflop"] - 2.0) < 0.05
+    longer = graph_cost(model, k4, "face", 66)
+    assert 1.9 < longer["gflop"] / c4["gflop"] < 2.6  # linear layers x2, attention grows faster
+    assert c4["weights_mb"] == c2["weights_mb"] and c4["compute_nodes"] > c2["compute_nodes"]
