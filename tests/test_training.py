@@ -231,3 +231,25 @@ def test_net_config_per_part_overrides_reach_only_that_part() -> None:
     cfg = model_configs(exp, {"lower": 10, "upper": 20}, 2)
     assert cfg["body_upper"]["guidance"] == 3.5 and cfg["body_upper"]["dim"] == 32
     assert "guidance" not in cfg["body_lower"] and "upper" not in cfg["body_lower"]
+
+
+def _distill_gap(trainer: Trainer) -> float:
+    """Mean squared gap between the student's K-step sample and the teacher's, on fixed windows and noise."""
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        return sum(trainer.task._distill(b, gen)[1]["pos"] for b in trainer.val.fixed_batches(3, 48, gen)) / 3
+
+
+def test_distillation_pulls_the_one_step_student_to_the_teachers_k4(tiny_corpus: Path, tmp_path: Path) -> None:
+    teacher = Trainer(load_experiment(_config(tmp_path, tiny_corpus, "face", steps=60))).fit()
+    config = _config(tmp_path, tiny_corpus, "face", out=str(tmp_path / "student"), steps=40, lr=1e-3)
+    exp = load_experiment(config, {"finetune.init": str(teacher), "distill.teacher": str(teacher),
+                                   "distill.teacher_steps": 4, "distill.steps": 1})  # fmt: skip
+    trainer = Trainer(exp)
+    assert not any("teacher" in k for k in trainer.task.state_dict())  # frozen, outside the module tree
+    assert sum(p.numel() for p in trainer.opt.param_groups[0]["params"]) == sum(
+        p.numel() for p in trainer.task.parameters())
+    before = _distill_gap(trainer)
+    path = trainer.fit()
+    assert before > 0 and _distill_gap(trainer) < 0.7 * before
+    assert load_weights(path)["meta"]["train"]["distill"]["steps"] == 1

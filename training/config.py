@@ -71,6 +71,17 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Few-step students (issue 14): the student's K-step DDIM output is trained to match the teacher's from the
+    same noise, conditions and context (sampler distillation, Luhman & Luhman 2021). The student starts from
+    ``finetune.init`` (normally the teacher's weights)."""
+
+    teacher: str = ""  # the teacher's weights-only checkpoint ("" = no distillation)
+    teacher_steps: int = 4  # DDIM steps the teacher samples with (its served K)
+    steps: int = 1  # the student's K
+
+
+@dataclass(frozen=True)
 class Experiment:
     model: str = "face"
     data: DataConfig = field(default_factory=DataConfig)
@@ -78,6 +89,7 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     @property
     def name(self) -> str:
@@ -105,7 +117,8 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
             raw.setdefault(section, {})[name] = value
         else:
             raw[section] = value
-    sections = {"data": DataConfig, "train": TrainConfig, "finetune": FinetuneConfig, "augment": AugmentConfig}
+    sections = {"data": DataConfig, "train": TrainConfig, "finetune": FinetuneConfig, "augment": AugmentConfig,
+                "distill": DistillConfig}  # fmt: skip
     unknown = sorted(set(raw) - set(sections) - {"model", "net"})
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {unknown}")

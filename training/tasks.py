@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from runtime.formats.arkit import ARKIT_NAMES
+from runtime.model.sampling import sample_ddim
 from training.config import Experiment
 from training.models import build_nets
-from training.models.diffusion import Diffusion, DiffusionConfig
+from training.models.diffusion import Diffusion, DiffusionConfig, difference_loss
 
 LIP_PREFIXES = ("jaw", "mouth")  # lip and jaw blendshapes: the lip-error channels and the fine-tuning loss
 LIP_CHANNELS = tuple(i for i, n in enumerate(ARKIT_NAMES) if n.startswith(LIP_PREFIXES))
@@ -70,6 +71,35 @@ class Task(nn.Module):
         for k, m in self.models.items():
             m.net.load_state_dict({p[len(k) + 1 :]: v for p, v in state.items() if p.startswith(k + ".")})
 
+    # -- distillation ----------------------------------------------------------------------------------------
+    def set_teacher(self, state: dict[str, torch.Tensor], model_config: dict[str, dict]) -> None:
+        """Train this task as a few-step student of a frozen teacher (``DistillConfig``). The teacher is kept out
+        of the module tree: not in state dicts, not in the optimiser, not copied into the EMA."""
+        if self.kind != "face":
+            raise NotImplementedError("distillation is implemented for the face model only so far (issue 14)")
+        teacher = Task(self.exp, model_config).eval().requires_grad_(False)
+        teacher.load_net_state(state)
+        object.__setattr__(self, "teacher", teacher)
+
+    def _distill(self, batch: dict, gen: torch.Generator | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The student's K-step sample against the teacher's from the same noise, conditions and known context:
+        squared error on the generated frames plus the velocity term, as the denoising loss weighs them."""
+        d = self.exp.distill
+        mask = batch["context_mask"]
+        cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
+        x0 = batch["x0"]
+        noise = torch.randn(x0.shape, generator=gen)
+        context = x0 * mask
+        target = self.teacher.models["face"].sample(cond, noise, d.teacher_steps, context, mask)
+        student = self.models["face"]
+        pred = sample_ddim(student.denoiser(cond, context, mask), noise, student.schedule, d.steps,
+                           context=context, context_mask=mask)  # fmt: skip
+        w = 1.0 - mask
+        pos = ((pred - target) ** 2 * w).sum() / w.expand_as(pred).sum().clamp_min(1.0)
+        vel = difference_loss(pred, target, w, 1)
+        loss = pos + student.config.velocity_weight * vel
+        return loss, {"loss": loss.item(), "pos": pos.item(), "vel": vel.item()}
+
     # -- training ------------------------------------------------------------------------------------------
     def _dropout(self, batch: dict, gen: torch.Generator) -> dict:
         t = self.exp.train
@@ -99,6 +129,8 @@ class Task(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The training loss of a batch; ``gen`` given = training (condition dropout on); ``all_channels`` ignores
         the fine-tuning's lip-only channel weights (the anchor batches)."""
+        if getattr(self, "teacher", None) is not None and gen is not None:
+            return self._distill(batch, gen)  # the served conditions: no dropout
         if gen is not None:
             batch = self._dropout(batch, gen)
         mask = batch["context_mask"]

@@ -60,6 +60,11 @@ class Trainer:
             self.task.load_net_state(init["state_dict"])
             log.info("initialised from %s", exp.finetune.init)
         self.ema = copy.deepcopy(self.task).eval().requires_grad_(False)
+        if exp.distill.teacher:  # after the EMA copy: the teacher is frozen and belongs to the training task only
+            teacher = load_weights(exp.distill.teacher)
+            self.task.set_teacher(teacher["state_dict"], teacher["model_config"])
+            log.info("distilling %s (K %d) into K %d", exp.distill.teacher, exp.distill.teacher_steps,
+                     exp.distill.steps)  # fmt: skip
         params = [
             p for n, p in self.task.named_parameters()
             if exp.finetune.train_only == "all" or f".net.{DENOISER_PREFIX}" in n
@@ -99,7 +104,8 @@ class Trainer:
         """The EMA weights, weights-only, with everything export needs."""
         path = self.out / f"{self.exp.name}.pt"
         meta = self.data.meta() | {"train": {"steps": self.step, "config": self.exp.train.__dict__,
-                                             "net": self.exp.net, "finetune": self.exp.finetune.__dict__}}  # fmt: skip
+                                             "net": self.exp.net, "finetune": self.exp.finetune.__dict__,
+                                             "distill": self.exp.distill.__dict__}}  # fmt: skip
         state = self.ema.net_state()
         if self.exp.finetune.swap_into:
             tuned = self.out / f"{self.exp.name}_unswapped.pt"  # the fine-tuned model as trained, for the ablation
@@ -189,7 +195,7 @@ class Trainer:
 def _as_dict(exp: Experiment) -> dict:
     augment = {k: list(v) if isinstance(v, tuple) else v for k, v in exp.augment.__dict__.items()}
     return {"model": exp.model, "data": exp.data.__dict__, "net": exp.net, "train": exp.train.__dict__,
-            "finetune": exp.finetune.__dict__, "augment": augment}  # fmt: skip
+            "finetune": exp.finetune.__dict__, "augment": augment, "distill": exp.distill.__dict__}  # fmt: skip
 
 
 def _tensorboard(out: Path):

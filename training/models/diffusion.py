@@ -28,7 +28,7 @@ class DiffusionConfig:
     context_noise: float = 0.0
 
 
-def _difference_loss(pred: torch.Tensor, x0: torch.Tensor, w: torch.Tensor, order: int) -> torch.Tensor:
+def difference_loss(pred: torch.Tensor, x0: torch.Tensor, w: torch.Tensor, order: int) -> torch.Tensor:
     """Weighted mean squared error of ``order``-th differences over time; a difference counts (with the largest
     weight of its frames) where any of its frames is generated."""
     err = (pred.diff(n=order, dim=1) - x0.diff(n=order, dim=1)) ** 2
@@ -72,11 +72,11 @@ class Diffusion(nn.Module):
         # Differences over the prediction with the known frames put back (as the sampler inpaints them), counted
         # wherever they touch a generated frame: the seam with the context is smooth too, not only its inside.
         full = inpaint(pred, x0, context_mask)
-        vel = _difference_loss(full, x0, w, 1)
+        vel = difference_loss(full, x0, w, 1)
         loss = pos + self.config.velocity_weight * vel
         parts = {"pos": pos.item(), "vel": vel.item()}
         if self.config.acceleration_weight > 0:
-            acc = _difference_loss(full, x0, w, 2)
+            acc = difference_loss(full, x0, w, 2)
             loss = loss + self.config.acceleration_weight * acc
             parts["acc"] = acc.item()
         return loss, {"loss": loss.item(), **parts}
