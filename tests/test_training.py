@@ -248,7 +248,8 @@ def test_distillation_pulls_the_one_step_student_to_the_teachers_k4(tiny_corpus:
     trainer = Trainer(exp)
     assert not any("teacher" in k for k in trainer.task.state_dict())  # frozen, outside the module tree
     assert sum(p.numel() for p in trainer.opt.param_groups[0]["params"]) == sum(
-        p.numel() for p in trainer.task.parameters())
+        p.numel() for p in trainer.task.parameters()
+    )
     before = _distill_gap(trainer)
     path = trainer.fit()
     assert before > 0 and _distill_gap(trainer) < 0.7 * before
