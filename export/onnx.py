@@ -152,31 +152,39 @@ def to_fp16(src: Path, dst: Path) -> None:
 
 def export_model(
     model: str, net: torch.nn.Module, schedule: Schedule, steps: list[int], out: Path, frames: int = 33,
-    fp16: bool = False,
+    fp16: bool = False, step: bool = True, weights: str | None = None, checkpoint: str | None = None,
 ) -> dict[str, dict]:  # fmt: skip
     """All graphs of one model into ``out``; returns manifest graph entries. ``fp16`` adds a float16 copy of each
-    unrolled graph (precision "fp16", for CUDA / TensorRT execution providers)."""
+    unrolled graph (precision "fp16", for CUDA / TensorRT execution providers). A distilled student exports only
+    its unrolled graph (``step`` False) with its own weights file (``weights``, default ``<model>.weights``) and
+    names the provenance entry of its checkpoint (``checkpoint``)."""
     entries, paths = {}, []
-    step = StepGraph(net, model)
-    inputs = example_inputs(model, net, batch=2, frames=frames, unrolled=False)
-    path = out / f"{model}_step.onnx"
-    sig = export_graph(step, inputs, path)
-    entries[path.stem] = {"model": model, "kind": "step", "sig": sig, "module": step, "inputs": inputs}
-    paths.append(path)
+    weights = weights or f"{model}.weights"
+    if step:
+        graph = StepGraph(net, model)
+        inputs = example_inputs(model, net, batch=2, frames=frames, unrolled=False)
+        path = out / f"{model}_step.onnx"
+        sig = export_graph(graph, inputs, path)
+        entries[path.stem] = {"model": model, "kind": "step", "sig": sig, "module": graph, "inputs": inputs,
+                              "weights": weights}  # fmt: skip
+        paths.append(path)
     for k in steps:
         unrolled = UnrolledGraph(net, model, schedule, k)
         inputs = example_inputs(model, net, batch=2, frames=frames, unrolled=True)
         path = out / f"{model}_k{k}.onnx"
         sig = export_graph(unrolled, inputs, path)
         entries[path.stem] = {"model": model, "kind": "unrolled", "steps": k, "sig": sig, "module": unrolled,
-                              "inputs": inputs}  # fmt: skip
+                              "inputs": inputs, "weights": weights}  # fmt: skip
         paths.append(path)
         if fp16:
             half = out / f"{model}_k{k}_fp16.onnx"
             to_fp16(path, half)
             entries[half.stem] = dict(entries[path.stem], precision="fp16")
             paths.append(half)
-    share_weights(paths, f"{model}.weights")
+    share_weights(paths, weights)
+    if checkpoint is not None:
+        for e in entries.values():
+            e["checkpoint"] = checkpoint
     for name, e in entries.items():
         tolerance = FP16_TOLERANCE if e.get("precision") == "fp16" else PARITY_TOLERANCE
         e["parity"] = check_parity(e.pop("module"), e.pop("inputs"), out / f"{name}.onnx", tolerance)
@@ -214,6 +222,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fp16", action="store_true", help="also write float16 unrolled graphs for GPU providers")
     ap.add_argument("--evaluation", type=Path, nargs="*", default=[], help="evaluation JSONs for the provenance")
     ap.add_argument("--card", type=Path, help="model card Markdown to copy in as README.md")
+    ap.add_argument(
+        "--face-students",
+        nargs="*",
+        default=[],
+        metavar="K=CKPT",
+        help="distilled face students: K-step graphs from their own checkpoints (e.g. 1=face_k1.pt)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -223,11 +238,24 @@ def main(argv: list[str] | None = None) -> None:
     nets, ckpts = load_models(checkpoints)
     args.out.mkdir(parents=True, exist_ok=True)
     schedule = Schedule()
+    students = {}
+    for spec in args.face_students:
+        k, sep, path = spec.partition("=")
+        if not (sep and k.isdigit() and int(k) >= 1):
+            ap.error(f"--face-students: expected K=CHECKPOINT, got {spec!r}")
+        students[int(k)] = Path(path)
     graphs = {}
     for kind in checkpoints:
         for model in KINDS[kind]:
             log.info("exporting %s", model)
-            graphs.update(export_model(model, nets[model], schedule, sorted(set(args.steps)), args.out, fp16=args.fp16))
+            ks = sorted(set(args.steps) - (set(students) if model == "face" else set()))
+            graphs.update(export_model(model, nets[model], schedule, ks, args.out, fp16=args.fp16))
+    for k, path in sorted(students.items()):  # the student's K-step graph replaces the teacher's at that K
+        log.info("exporting the K%d face student %s", k, path)
+        student, ckpt = load_models({"face": path})
+        graphs.update(export_model("face", student["face"], schedule, [k], args.out, fp16=args.fp16, step=False,
+                                   weights=f"face_k{k}.weights", checkpoint=f"face_k{k}"))  # fmt: skip
+        ckpts[f"face_k{k}"] = ckpt["face"]
     write_bundle(args.out, args.name or args.out.name, graphs, ckpts, schedule, args.evaluation, args.card)
 
 

@@ -51,22 +51,25 @@ class TorchBackend:
         torch.set_num_threads(threads)
         self._nets: dict[tuple[str, str], torch.nn.Module] = {}
 
-    def _net(self, bundle: Path, manifest: dict, model: str) -> torch.nn.Module:
+    def _net(self, bundle: Path, manifest: dict, model: str, checkpoint: str | None = None) -> torch.nn.Module:
+        """The network ``model`` of the bundle's checkpoint ``checkpoint`` (default: its kind's; a distilled
+        student's graph names its own)."""
         from export.onnx import load_models
 
         kind = KIND_OF_MODEL[model]
-        entry = manifest["provenance"]["checkpoints"][kind]
-        key = (str(bundle), model)
+        source = checkpoint or kind
+        key = (str(bundle), source, model)
         if key not in self._nets:
+            entry = manifest["provenance"]["checkpoints"][source]
             nets, _ = load_models({kind: _find_checkpoint(entry, bundle)})
             for name, net in nets.items():
-                self._nets[(str(bundle), name)] = net
+                self._nets[(str(bundle), source, name)] = net
         return self._nets[key]
 
     def load(self, path: Path, signature: Signature) -> TorchGraph:
         manifest = json.loads((path.parent / MANIFEST).read_text())
         entry = manifest["graphs"][path.stem]
-        net = self._net(path.parent, manifest, entry["model"])
+        net = self._net(path.parent, manifest, entry["model"], entry.get("checkpoint"))
         if entry["kind"] == "step":
             module = StepGraph(net, entry["model"])
         else:

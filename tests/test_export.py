@@ -15,6 +15,7 @@ from runtime.engine.audio import log_mel
 from runtime.formats.wav import read_audio
 from runtime.model.bundle import load_bundle
 from runtime.model.model import DEFAULT_BUNDLE, Model
+from runtime.model.sampling import sample_ddim
 from training.checkpoint import load_weights, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +71,34 @@ def test_default_bundle_is_the_export_of_the_committed_checkpoints() -> None:
         assert load_weights(REPO / c["path"])["sha256"] == c["sha256"], f"{c['path']} changed since the export"
     _onnx_matches_torch(DEFAULT_BUNDLE)
     assert (DEFAULT_BUNDLE / "README.md").read_text() == (REPO / "export" / "MODEL_CARD.md").read_text()
+
+
+def test_a_distilled_student_replaces_the_teachers_graph_at_its_k(untrained_bundle: Path, tmp_path: Path) -> None:
+    """--face-students 2=CKPT: face_k2 comes from the student's checkpoint with its own weights file; the other K
+    and the step graph stay the teacher's; both backends agree on every graph."""
+    ckpts = untrained_bundle / "checkpoints"
+    student = tmp_path / "student.pt"
+    c = load_weights(ckpts / "untrained_face.pt")
+    state = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in c["state_dict"].items()}
+    save_weights(student, "face", c["model_config"], state, c["meta"])  # different weights, same shapes
+    out = tmp_path / "students"
+    export_main(["--face", str(ckpts / "untrained_face.pt"), "--body", str(ckpts / "untrained_body.pt"),
+                 "--out", str(out), "--steps", "2", "4", "--face-students", f"2={student}"])  # fmt: skip
+    bundle = load_bundle(out)
+    graphs = bundle.manifest["graphs"]
+    assert graphs["face_k2"]["weights"] == "face_k2.weights" and graphs["face_k2"]["checkpoint"] == "face_k2"
+    assert graphs["face_k4"]["weights"] == graphs["face_step"]["weights"] == "face.weights"
+    assert bundle.manifest["provenance"]["checkpoints"]["face_k2"]["path"] == str(student)
+    _onnx_matches_torch(out)  # the torch reference builds face_k2 from the student's checkpoint
+    m = Model(bundle)
+    feed = m.example_conditions("face", 2, 33)
+    noise = np.random.default_rng(0).standard_normal((2, 33, 52)).astype(np.float32)
+    step = bundle.graph("face_step")  # the teacher's weights, looped twice = what the teacher's K2 graph would give
+    batch = np.zeros(2, np.int64)
+    teacher_k2 = sample_ddim(lambda x, t: step.run({"x": x, "t": batch + t, **feed})["x0"], noise, bundle.schedule, 2,
+                             context=feed["context"], context_mask=feed["context_mask"])  # fmt: skip
+    student_k2 = m.sample("face", noise, feed, 2)  # the student's face_k2 graph
+    assert np.isfinite(student_k2).all() and np.abs(student_k2 - teacher_k2).max() > 1e-3
 
 
 def _onnx_matches_torch(path: Path) -> None:
