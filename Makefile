@@ -37,6 +37,7 @@ train:
 	$(PY) -m training.train --config training/configs/face.yaml
 	$(PY) -m training.train --config training/configs/face_lip.yaml
 	$(PY) -m training.train --config training/configs/face_real.yaml
+	$(PY) -m training.train --config training/configs/face_k1.yaml
 	$(PY) -m training.train --config training/configs/face_regression.yaml
 	$(PY) -m training.train --config training/configs/body.yaml
 	$(PY) -m training.train --config training/configs/body_motion.yaml
@@ -47,19 +48,23 @@ evaluate:
 	$(PY) -m training.evaluate --model face --checkpoint runs/face_real/face_real.pt --max-seconds 60 --out $(EVAL) \
 		--baseline-checkpoint runs/face_lip/face_lip.pt runs/face/face.pt runs/face_regression/face_regression.pt \
 		--real-speech
+	$(PY) -m training.evaluate --model face --checkpoint runs/face_k1/face_k1.pt --steps 1 --max-seconds 60 \
+		--out $(EVAL)/k1 --baseline-checkpoint runs/face_real/face_real.pt
 	$(PY) -m training.evaluate --model body --checkpoint runs/body_motion/body_motion.pt --max-seconds 60 \
 		--out $(EVAL) --baseline-checkpoint runs/body/body.pt runs/body_single/body_single.pt --real-speech
 
 checkpoints:
 	mkdir -p $(CKPT) $(CKPT)/eval
-	cp runs/face_real/face_real.pt runs/body_motion/body_motion.pt $(CKPT)/
+	cp runs/face_real/face_real.pt runs/face_k1/face_k1.pt runs/body_motion/body_motion.pt $(CKPT)/
 	cp $(EVAL)/eval_face.json $(EVAL)/eval_body.json $(CKPT)/eval/
+	cp $(EVAL)/k1/eval_face.json $(CKPT)/eval/eval_face_k1.json
 
 export:
 	@scripts/bootstrap.sh train,export,dev
 	$(PY) -m export.onnx --face $(CKPT)/face_real.pt --body $(CKPT)/body_motion.pt --steps 2 4 \
-		--out runtime/assets/default --name interact-default \
-		--evaluation $(CKPT)/eval/eval_face.json $(CKPT)/eval/eval_body.json --card export/MODEL_CARD.md
+		--face-students 1=$(CKPT)/face_k1.pt --out runtime/assets/default --name interact-default \
+		--evaluation $(CKPT)/eval/eval_face.json $(CKPT)/eval/eval_body.json $(CKPT)/eval/eval_face_k1.json \
+		--card export/MODEL_CARD.md
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache
