@@ -15,6 +15,7 @@ from runtime.formats.arkit import ARKIT_NAMES
 from runtime.model.sampling import sample_ddim
 from training.config import Experiment
 from training.models import build_nets
+from training.models.body import as_served
 from training.models.diffusion import Diffusion, DiffusionConfig, difference_loss
 
 LIP_PREFIXES = ("jaw", "mouth")  # lip and jaw blendshapes: the lip-error channels and the fine-tuning loss
@@ -73,32 +74,45 @@ class Task(nn.Module):
 
     # -- distillation ----------------------------------------------------------------------------------------
     def set_teacher(self, state: dict[str, torch.Tensor], model_config: dict[str, dict]) -> None:
-        """Train this task as a few-step student of a frozen teacher (``DistillConfig``). The teacher is kept out
-        of the module tree: not in state dicts, not in the optimiser, not copied into the EMA."""
-        if self.kind != "face":
-            raise NotImplementedError("distillation is implemented for the face model only so far (issue 14)")
+        """Train this task as a few-step student of a frozen teacher (``DistillConfig``), the teacher sampling as
+        served (a body part with voice guidance runs guided). The teacher is kept out of the module tree: not in
+        state dicts, not in the optimiser, not copied into the EMA."""
+        if self.kind == "body_single":
+            raise NotImplementedError("distillation covers the face and the hierarchical body")
         teacher = Task(self.exp, model_config).eval().requires_grad_(False)
         teacher.load_net_state(state)
+        for m in teacher.models.values():
+            m.net = as_served(m.net)
         object.__setattr__(self, "teacher", teacher)
 
-    def _distill(self, batch: dict, gen: torch.Generator | None) -> tuple[torch.Tensor, dict[str, float]]:
-        """The student's K-step sample against the teacher's from the same noise, conditions and known context:
-        squared error on the generated frames plus the velocity term, as the denoising loss weighs them."""
+    def _match(self, name: str, cond: dict, x0: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple:
+        """(student's K-step sample, teacher's, loss) for network ``name`` from the same noise, conditions and
+        known context: squared error on the generated frames plus the velocity term, as the denoising loss."""
         d = self.exp.distill
-        mask = batch["context_mask"]
-        cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
-        x0 = batch["x0"]
         noise = torch.randn(x0.shape, generator=gen)
         context = x0 * mask
-        target = self.teacher.models["face"].sample(cond, noise, d.teacher_steps, context, mask)
-        student = self.models["face"]
+        target = self.teacher.models[name].sample(cond, noise, d.teacher_steps, context, mask)
+        student = self.models[name]
         pred = sample_ddim(student.denoiser(cond, context, mask), noise, student.schedule, d.steps,
                            context=context, context_mask=mask)  # fmt: skip
         w = 1.0 - mask
         pos = ((pred - target) ** 2 * w).sum() / w.expand_as(pred).sum().clamp_min(1.0)
         vel = difference_loss(pred, target, w, 1)
-        loss = pos + student.config.velocity_weight * vel
-        return loss, {"loss": loss.item(), "pos": pos.item(), "vel": vel.item()}
+        return target, pos + student.config.velocity_weight * vel, pos.item(), vel.item()
+
+    def _distill(self, batch: dict, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        mask = batch["context_mask"]
+        if self.kind == "face":
+            cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
+            _, loss, pos, vel = self._match("face", cond, batch["x0"], mask, gen)
+            return loss, {"loss": loss.item(), "pos": pos, "vel": vel}
+        cond = {k: batch[k] for k in ("mel_a", "mel_b", "actions", "placement")}
+        lower, lo, lo_pos, lo_vel = self._match("body_lower", cond, batch["lower"], mask, gen)
+        # the upper body conditioned on the teacher's lower body, as it is served on the generated one
+        _, up, up_pos, up_vel = self._match("body_upper", dict(cond, lower=lower), batch["upper"], mask, gen)
+        loss = lo + up
+        return loss, {"loss": loss.item(), "lower_pos": lo_pos, "lower_vel": lo_vel, "upper_pos": up_pos,
+                      "upper_vel": up_vel}  # fmt: skip
 
     # -- training ------------------------------------------------------------------------------------------
     def _dropout(self, batch: dict, gen: torch.Generator) -> dict:
