@@ -238,24 +238,26 @@ def main(argv: list[str] | None = None) -> None:
     nets, ckpts = load_models(checkpoints)
     args.out.mkdir(parents=True, exist_ok=True)
     schedule = Schedule()
-    students = {}
-    for spec in args.face_students:
-        k, sep, path = spec.partition("=")
-        if not (sep and k.isdigit() and int(k) >= 1):
-            ap.error(f"--face-students: expected K=CHECKPOINT, got {spec!r}")
-        students[int(k)] = Path(path)
+    students: dict[tuple[str, int], Path] = {}
+    for spec in args.students:
+        kind, _, rest = spec.partition(":")
+        k, sep, path = rest.partition("=")
+        if kind not in checkpoints or not (sep and k.isdigit() and int(k) >= 1):
+            ap.error(f"--students: expected KIND:K=CHECKPOINT with KIND one of {sorted(checkpoints)}, got {spec!r}")
+        students[(kind, int(k))] = Path(path)
     graphs = {}
     for kind in checkpoints:
         for model in KINDS[kind]:
             log.info("exporting %s", model)
-            ks = sorted(set(args.steps) - (set(students) if model == "face" else set()))
+            ks = sorted(set(args.steps) - {k for (sk, k) in students if sk == kind})
             graphs.update(export_model(model, nets[model], schedule, ks, args.out, fp16=args.fp16))
-    for k, path in sorted(students.items()):  # the student's K-step graph replaces the teacher's at that K
-        log.info("exporting the K%d face student %s", k, path)
-        student, ckpt = load_models({"face": path})
-        graphs.update(export_model("face", student["face"], schedule, [k], args.out, fp16=args.fp16, step=False,
-                                   weights=f"face_k{k}.weights", checkpoint=f"face_k{k}"))  # fmt: skip
-        ckpts[f"face_k{k}"] = ckpt["face"]
+    for (kind, k), path in sorted(students.items()):  # a student's K-step graphs replace the teacher's at that K
+        log.info("exporting the K%d %s student %s", k, kind, path)
+        student, ckpt = load_models({kind: path})
+        for model in KINDS[kind]:
+            graphs.update(export_model(model, student[model], schedule, [k], args.out, fp16=args.fp16, step=False,
+                                       weights=f"{model}_k{k}.weights", checkpoint=f"{kind}_k{k}"))  # fmt: skip
+        ckpts[f"{kind}_k{k}"] = ckpt[kind]
     write_bundle(args.out, args.name or args.out.name, graphs, ckpts, schedule, args.evaluation, args.card)
 
 

@@ -74,7 +74,7 @@ def test_default_bundle_is_the_export_of_the_committed_checkpoints() -> None:
 
 
 def test_a_distilled_student_replaces_the_teachers_graph_at_its_k(untrained_bundle: Path, tmp_path: Path) -> None:
-    """--face-students 2=CKPT: face_k2 comes from the student's checkpoint with its own weights file; the other K
+    """--students face:2=CKPT: face_k2 comes from the student's checkpoint with its own weights file; the other K
     and the step graph stay the teacher's; both backends agree on every graph."""
     ckpts = untrained_bundle / "checkpoints"
     student = tmp_path / "student.pt"
@@ -83,7 +83,7 @@ def test_a_distilled_student_replaces_the_teachers_graph_at_its_k(untrained_bund
     save_weights(student, "face", c["model_config"], state, c["meta"])  # different weights, same shapes
     out = tmp_path / "students"
     export_main(["--face", str(ckpts / "untrained_face.pt"), "--body", str(ckpts / "untrained_body.pt"),
-                 "--out", str(out), "--steps", "2", "4", "--face-students", f"2={student}"])  # fmt: skip
+                 "--out", str(out), "--steps", "2", "4", "--students", f"face:2={student}"])  # fmt: skip
     bundle = load_bundle(out)
     graphs = bundle.manifest["graphs"]
     assert graphs["face_k2"]["weights"] == "face_k2.weights" and graphs["face_k2"]["checkpoint"] == "face_k2"
