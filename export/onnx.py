@@ -222,8 +222,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fp16", action="store_true", help="also write float16 unrolled graphs for GPU providers")
     ap.add_argument("--evaluation", type=Path, nargs="*", default=[], help="evaluation JSONs for the provenance")
     ap.add_argument("--card", type=Path, help="model card Markdown to copy in as README.md")
-    ap.add_argument("--students", nargs="*", default=[], metavar="KIND:K=CKPT",
-                    help="distilled students: K-step graphs from their own checkpoints (e.g. face:1=face_k1.pt)")
+    ap.add_argument(
+        "--students",
+        nargs="*",
+        default=[],
+        metavar="KIND:K=CKPT",
+        help="distilled students: K-step graphs from their own checkpoints (e.g. face:1=face_k1.pt)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
