@@ -76,7 +76,7 @@ def estimate(rows: list[dict], gpu: Gpu, block: int) -> dict:
     gflop = sum(r["gflop"] for r in rows)  # per session per block
     kernels = sum(r["compute_nodes"] for r in rows) * FUSION
     floor_ms = kernels * gpu.kernel_us / 1000
-    per_session_ms = gflop / (gpu.fp16_tflops * gpu.efficiency) * 1000 / 1000  # GFLOP / TFLOPS = ms
+    per_session_ms = gflop / (gpu.fp16_tflops * gpu.efficiency)  # GFLOP / TFLOPS = ms
     period_ms = 1000 * block / FPS
     batch = max(1, int(floor_ms / per_session_ms))  # sessions that fit under the latency floor in one round
     rounds = period_ms / floor_ms

@@ -207,12 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s", cluster.describe())
     try:
         runs, events = asyncio.run(drive(cluster, args, log))
-        victim, _ = events["killed"][0], events["killed"][1]
+        victim, killed_at = events["killed"]
         drained, _, moved = events["drained"]
         drained_rc = cluster.replicas[drained].wait(args.grace + 15)
         access = cluster.run_dir / "access.log"
         dead = cluster.replicas[victim].address
-        noticed = _noticed(access, dead, events["killed"][1])
+        noticed = _noticed(access, dead, killed_at)
         bad, probed, later = routed_to_dead(access, dead, noticed) if noticed else (0, 0, 0)
     finally:
         cluster.stop(remove_run_dir=args.run_dir is None)
