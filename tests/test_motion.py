@@ -101,6 +101,16 @@ def test_bvh_euler_convention_is_intrinsic_in_channel_order() -> None:
     np.testing.assert_allclose([w, qx, qy, qz], [np.sqrt(0.5), 0, np.sqrt(0.5), 0], atol=1e-12)
 
 
+def test_numpy_quaternion_product_and_rotation_agree_with_scipy() -> None:
+    """The posing hot path's quaternion maths (kinematics.quat_mul / quat_apply) against scipy's Rotation."""
+    rng = np.random.default_rng(3)
+    a, b = Rotation.random(50, random_state=1), Rotation.random(50, random_state=2)
+    v = rng.normal(size=(50, 3))
+    np.testing.assert_allclose(kinematics.quat_mul(a.as_quat(), b.as_quat()), (a * b).as_quat(), atol=1e-12)
+    np.testing.assert_allclose(kinematics.quat_apply(a.as_quat(), v), a.apply(v), atol=1e-12)
+    np.testing.assert_allclose(kinematics.quat_apply(a.as_quat(), v[0]), a.apply(v[0]), atol=1e-12)  # one offset
+
+
 def test_forward_kinematics_chain_and_end_site() -> None:
     sk = Skeleton(("A", "B"), (-1, 0), np.array([[1.0, 0, 0], [1.0, 0, 0]]), (ROT["ZXY"], ROT["ZXY"]),
                   {1: np.array([0.0, 2.0, 0.0])})  # fmt: skip

@@ -280,25 +280,29 @@ class Engine:
         self.hist["upper"] = np.concatenate([self.hist["upper"], upper[0, new]])[-keep:] if keep else self.hist["upper"]
         self.hist_face = np.concatenate([self.hist_face, faces[:, new]], axis=1)[:, -keep:] if keep else self.hist_face
         self.hist_actions = np.concatenate([self.hist_actions, future_actions[:block]])[-max(keep, 1) :]
-        people = []
         energy = [sp.window(c0, c0 + block).mean(axis=1) for sp in self.speakers]  # (block,) loudness per person
         speaking, voiced = zip(*(self._speaking(p, c0, energy[p]) for p in (0, 1)), strict=True)
+        weights, heads = [], []
         for p in (0, 1):
             xz, yaw, states = tracks[p]
             self.root[p] = states[block - 1]
             for label, frame in zip(future_actions[:block, p], range(c0, c0 + block), strict=True):
                 if label != self.label_state[p][0]:
                     self.label_state[p] = (int(label), frame)
-            for i in range(block):
-                self.root_hist[p].append((xz[i, 0], xz[i, 1], yaw[i]))
-            weights = np.clip(m.denormalise("face", faces[p, new]), 0.0, 1.0)
-            head = None
+            self.root_hist[p].extend(zip(xz[:block, 0], xz[:block, 1], yaw[:block], strict=True))
+            w, head = np.clip(m.denormalise("face", faces[p, new]), 0.0, 1.0), np.zeros((block, 3))
             if s.alive:  # blinks, gaze, brows, nods, listener reactions (runtime.engine.alive)
-                weights, head = self.alive[p].step(c0, weights, speaking[p], speaking[1 - p], energy[p])
-            posed = self.poser.pose(body[p][new], xz[:block], yaw[:block], weights, head)
-            action = future_actions[:block, p].astype(np.int8)
-            people.append(PersonFrames(weights, posed.rotations, posed.root_position, posed.joint_rotations, action,
-                                       voiced[p]))  # fmt: skip
+                w, head = self.alive[p].step(c0, w, speaking[p], speaking[1 - p], energy[p])
+            weights.append(w)
+            heads.append(head)
+        # Both people posed in one call (per-frame work: one pass over 2 x block frames costs about one person's).
+        posed = self.poser.pose(np.concatenate([body[p][new] for p in (0, 1)]),
+                                np.concatenate([tracks[p][0][:block] for p in (0, 1)]),
+                                np.concatenate([tracks[p][1][:block] for p in (0, 1)]),
+                                np.concatenate(weights), np.concatenate(heads))  # fmt: skip
+        people = [PersonFrames(weights[p], *(x[p * block : (p + 1) * block] for x in (posed.rotations,
+                               posed.root_position, posed.joint_rotations)), future_actions[:block, p].astype(np.int8),
+                               voiced[p]) for p in (0, 1)]  # fmt: skip
         self.committed += block
         for sp in self.speakers:
             sp.drop_before(self.committed - s.context - 1)

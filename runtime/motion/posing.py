@@ -16,7 +16,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from runtime.formats.arkit import INDEX
-from runtime.motion.kinematics import expmap_to_quats
+from runtime.motion.kinematics import expmap_to_quats, quat_apply, quat_mul
 from runtime.motion.root import MotionLayout, integrate_root
 from runtime.motion.skeleton import Skeleton
 
@@ -174,14 +174,13 @@ class Poser:
         sk = self.skeleton
         rot, pos = {}, {}
         for j in self.leg_joints:
-            local = Rotation.from_quat(quats[:, j])
             if j == self.root:
-                rot[j], pos[j] = local, root.astype(np.float64)
+                rot[j], pos[j] = quats[:, j], root.astype(np.float64)
             else:
                 p = sk.parents[j]
-                rot[j], pos[j] = rot[p] * local, pos[p] + rot[p].apply(sk.offsets[j])
+                rot[j], pos[j] = quat_mul(rot[p], quats[:, j]), pos[p] + quat_apply(rot[p], sk.offsets[j])
         heights = [pos[j][:, 1] for j in self.feet]
-        heights += [(pos[j] + rot[j].apply(sk.end_sites[j]))[:, 1] for j in self.feet if j in sk.end_sites]
+        heights += [(pos[j] + quat_apply(rot[j], sk.end_sites[j]))[:, 1] for j in self.feet if j in sk.end_sites]
         return np.min(heights, axis=0)
 
     # -- output --------------------------------------------------------------------------------------------
@@ -195,8 +194,9 @@ class Poser:
         is lifted where a foot joint or toe tip would be below the floor (FLOOR_Y)."""
         n = len(feats)
         local = expmap_to_quats(feats[:, self.rot_cols].astype(np.float64))  # (N, K, 4) xyzw
-        heading = Rotation.from_rotvec(np.outer(yaw, [0.0, 1.0, 0.0]))
-        local[:, self.root_k] = (heading * Rotation.from_quat(local[:, self.root_k])).as_quat()
+        heading = np.zeros((n, 4))  # about +Y, xyzw
+        heading[:, 1], heading[:, 3] = np.sin(0.5 * yaw), np.cos(0.5 * yaw)
+        local[:, self.root_k] = quat_mul(heading, local[:, self.root_k])
         quats = np.zeros((n, self.skeleton.n_joints, 4))
         quats[..., 3] = 1.0
         quats[:, self.joints] = local
@@ -207,11 +207,10 @@ class Poser:
             root[:, 1] += np.maximum(0.0, FLOOR_Y - self._lowest_foot_point(quats, root))
         rotations = np.zeros((n, 9), np.float32)
         if self.head_chain:
-            head = Rotation.identity(n)
+            rel = heading * [-1.0, -1.0, -1.0, 1.0]  # the inverse heading: the head relative to it
             for j in self.head_chain:
-                head = head * Rotation.from_quat(quats[:, j])
-            rel = heading.inv() * head  # the head relative to where the body is heading
-            rotations[:, :3] = rel.as_euler("YXZ")  # yaw (about Y), pitch (about X), roll (about Z)
+                rel = quat_mul(rel, quats[:, j])
+            rotations[:, :3] = Rotation.from_quat(rel).as_euler("YXZ")  # yaw (about Y), pitch (about X), roll (Z)
         w = weights
         look_l = w[:, INDEX["eyeLookOutLeft"]] - w[:, INDEX["eyeLookInLeft"]]
         look_r = w[:, INDEX["eyeLookInRight"]] - w[:, INDEX["eyeLookOutRight"]]
