@@ -254,23 +254,3 @@ def test_distillation_pulls_the_one_step_student_to_the_teachers_k4(tiny_corpus:
     path = trainer.fit()
     assert before > 0 and _distill_gap(trainer) < 0.7 * before
     assert load_weights(path)["meta"]["train"]["distill"]["steps"] == 1
-
-
-def test_lookahead_distillation_gives_the_teacher_the_future_the_student_lacks(
-    tiny_corpus: Path, tmp_path: Path
-) -> None:
-    """``distill.teacher_future``: a student identical to its teacher (same weights, same K) matches it exactly on a
-    full window, and no longer once its window ends ``cut`` frames early: the teacher saw frames the student did not."""
-    teacher = Trainer(load_experiment(_config(tmp_path, tiny_corpus, "face", steps=10))).fit()
-    config = _config(tmp_path, tiny_corpus, "face", out=str(tmp_path / "student"), steps=1)
-    exp = load_experiment(config, {"finetune.init": str(teacher), "distill.teacher": str(teacher),
-                                   "distill.teacher_steps": 2, "distill.steps": 2, "distill.teacher_future": 6})  # fmt: skip
-    task = Trainer(exp).task.eval()
-    gen = torch.Generator().manual_seed(3)
-    batch = next(iter(Trainer(exp).val.fixed_batches(1, 48, gen)))
-    cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
-    mask = torch.zeros_like(batch["context_mask"])  # no known context, as the face is served
-    with torch.no_grad():
-        same = task._match("face", cond, batch["x0"], mask, torch.Generator().manual_seed(1))[2]
-        cut = task._match("face", cond, batch["x0"], mask, torch.Generator().manual_seed(1), cut=4)[2]
-    assert same < 1e-10 < cut

@@ -79,10 +79,6 @@ class DistillConfig:
     teacher: str = ""  # the teacher's weights-only checkpoint ("" = no distillation)
     teacher_steps: int = 4  # DDIM steps the teacher samples with (its served K)
     steps: int = 1  # the student's K
-    # Lookahead distillation: the teacher sees up to this many frames more future audio than the student (the
-    # student's window is cut by 0..teacher_future frames at its end, drawn per batch) and the student matches the
-    # teacher's sample on the frames both see, so it learns what the teacher does with more of the future. 0 = off.
-    teacher_future: int = 0
 
 
 @dataclass(frozen=True)

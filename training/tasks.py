@@ -85,27 +85,13 @@ class Task(nn.Module):
             m.net = as_served(m.net)
         object.__setattr__(self, "teacher", teacher)
 
-    def _match(
-        self, name: str, cond: dict, x0: torch.Tensor, mask: torch.Tensor, gen: torch.Generator, cut: int = 0
-    ) -> tuple:
+    def _match(self, name: str, cond: dict, x0: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple:
         """(student's K-step sample, teacher's, loss) for network ``name`` from the same noise, conditions and
-        known context: squared error on the generated frames plus the velocity term, as the denoising loss.
-        ``cut`` > 0: the student's window ends ``cut`` frames before the teacher's (lookahead distillation)."""
+        known context: squared error on the generated frames plus the velocity term, as the denoising loss."""
         d = self.exp.distill
         noise = torch.randn(x0.shape, generator=gen)
         context = x0 * mask
         target = self.teacher.models[name].sample(cond, noise, d.teacher_steps, context, mask)
-        if cut:
-            frames = x0.shape[1]
-            keep = frames - cut
-
-            def trim(v: torch.Tensor) -> torch.Tensor:
-                return v[:, :keep] if v.dim() >= 2 and v.shape[1] == frames else v
-
-            cond, noise, context, mask, target = (
-                {k: trim(v) for k, v in cond.items()},
-                *map(trim, (noise, context, mask, target)),
-            )
         student = self.models[name]
         pred = sample_ddim(student.denoiser(cond, context, mask), noise, student.schedule, d.steps,
                            context=context, context_mask=mask)  # fmt: skip
@@ -118,9 +104,7 @@ class Task(nn.Module):
         mask = batch["context_mask"]
         if self.kind == "face":
             cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
-            future = self.exp.distill.teacher_future
-            cut = int(torch.randint(0, future + 1, (1,), generator=gen)) if future else 0
-            _, loss, pos, vel = self._match("face", cond, batch["x0"], mask, gen, cut)
+            _, loss, pos, vel = self._match("face", cond, batch["x0"], mask, gen)
             return loss, {"loss": loss.item(), "pos": pos, "vel": vel}
         cond = {k: batch[k] for k in ("mel_a", "mel_b", "actions", "placement")}
         lower, lo, lo_pos, lo_vel = self._match("body_lower", cond, batch["lower"], mask, gen)
