@@ -21,8 +21,10 @@ from runtime.model.sampling import Schedule
 
 log = logging.getLogger(__name__)
 
-# Streaming defaults chosen from the measured quality/latency curve (benchmarks/README and the main README).
-DEFAULTS = {"block": 6, "lookahead": 3, "context": 24, "steps": 4, "face_known": 0}
+# Streaming defaults chosen from the measured quality/latency curve (benchmarks/README and the main README): B 3,
+# L 3 (100 ms lookahead, mic -> frame p95 under 200 ms), K 1 (the face's distilled one-step student where the bundle
+# has one; the body's teacher in one step), within 5 % of K 4 at B 6 on four-seed means (2026-12-05 report).
+DEFAULTS = {"block": 3, "lookahead": 3, "context": 24, "steps": 1, "face_known": 0}
 
 
 def _git_commit() -> str | None:
