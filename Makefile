@@ -62,7 +62,7 @@ checkpoints:
 export:
 	@scripts/bootstrap.sh train,export,dev
 	$(PY) -m export.onnx --face $(CKPT)/face_real.pt --body $(CKPT)/body_motion.pt --steps 2 4 \
-		--students face:1=$(CKPT)/face_k1.pt --out runtime/assets/default --name interact-default \
+		--students face:1=$(CKPT)/face_k1.pt --int8 face_k1 body_lower_step body_upper_step --out runtime/assets/default --name interact-default \
 		--evaluation $(CKPT)/eval/eval_face.json $(CKPT)/eval/eval_body.json $(CKPT)/eval/eval_face_k1.json \
 		--card export/MODEL_CARD.md
 

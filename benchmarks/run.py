@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "reports")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per graph (2-core CPU: 1)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32"),
+                    help="auto: the bundle's int8 graphs on ort-cpu where present; fp32: float32 only")  # fmt: skip
     ap.add_argument("--steps", type=int, nargs="+", help="DDIM steps K (default 1 2 4 8; quick 1 4)")
     ap.add_argument("--blocks", type=int, nargs="+", help="block sizes B in frames (default 3 6 12; quick: bundle's)")
     ap.add_argument("--lookaheads", type=int, nargs="+", help="lookaheads L in frames (default 0 3 6; quick: bundle's)")
@@ -96,13 +98,15 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return Plan(**{**vars(base), **{k: v for k, v in pick.items() if v is not None}})
 
 
-def load_models(bundle: Path, names: list[str], threads: int, first_only: bool) -> tuple[dict, dict]:
+def load_models(
+    bundle: Path, names: list[str], threads: int, first_only: bool, precision: str = "auto"
+) -> tuple[dict, dict]:
     models, skipped = {}, {}
     for name in names:
         try:
             if name == "torch":
                 import export.torch_backend  # noqa: F401 - registers the torch reference (training extra)
-            models[name] = Model.load(bundle, backend=name, threads=threads)
+            models[name] = Model.load(bundle, backend=name, threads=threads, precision=precision)
             models[name].warm_up(frames=8, steps=1)  # a backend may fail only when a graph is built
         except (BackendUnavailable, ImportError) as e:
             skipped[name] = str(e)
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_start = time.perf_counter()
     plan = make_plan(args)
     models, skipped = load_models(args.bundle, args.backend or list(SERVING_BACKENDS), args.threads,
-                                  first_only=args.quick and not args.backend)  # fmt: skip
+                                  first_only=args.quick and not args.backend, precision=args.precision)  # fmt: skip
     primary = next(iter(models))
     pm = models[primary]
     d = pm.bundle.defaults
@@ -166,7 +170,13 @@ def main(argv: list[str] | None = None) -> dict:
                 m, default, x, plan.repeats))})  # fmt: skip
         served = {"streaming", "scaling", "memory"} & set(args.sections)
         if (name == primary and served) or "streaming" in served:
-            with ServerProcess(args.bundle, name, threads=args.threads, max_sessions=max(64, plan.max_sessions)) as srv:
+            with ServerProcess(
+                args.bundle,
+                name,
+                threads=args.threads,
+                max_sessions=max(64, plan.max_sessions),
+                extra_args=("--precision", args.precision),
+            ) as srv:
                 if "streaming" in served:
                     r["streaming"] += phase("grpc", lambda n=name, s=srv: [
                         streaming.replay_grpc(s, x, a, b, n) for x in paced])  # fmt: skip

@@ -123,9 +123,16 @@ class Bundle:
         return self._graphs[name]
 
     def unrolled(self, model: str, steps: int, precision: str = "fp32") -> str | None:
-        """Name of the K-step unrolled graph of ``model`` for ``steps`` at ``precision`` ("fp32" or "fp16"), or
-        None if there is none (then the step graph is looped)."""
-        want = (model, "unrolled", steps, precision)
+        """Name of the K-step unrolled graph of ``model`` for ``steps`` at ``precision`` ("fp32", "fp16" or "int8"),
+        or None if there is none (then the step graph is looped)."""
+        return self._find(model, "unrolled", precision, steps)
+
+    def step_graph(self, model: str, precision: str = "fp32") -> str | None:
+        """Name of the one-step graph of ``model`` at ``precision``, or None."""
+        return self._find(model, "step", precision)
+
+    def _find(self, model: str, kind: str, precision: str, steps: int = 0) -> str | None:
+        want = (model, kind, steps, precision)
         for name, g in self.manifest["graphs"].items():
             if (g.get("model"), g.get("kind"), int(g.get("steps", 0)), g.get("precision", "fp32")) == want:
                 return name

@@ -33,12 +33,14 @@ DEFAULT_BUNDLE = (
 
 
 class Model:
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, precision: str = "auto") -> None:
         self.bundle = bundle
         self.schedule = bundle.schedule
         self.stats = {k: bundle.norm(k) for k in ("mel", "face", "lower", "upper")}
         self.dims = {k: len(v[0]) for k, v in self.stats.items()}  # lower/upper: both people
         self.fp16 = bundle.backend.name == "ort-cuda"  # float16 graphs where the hardware gains from them
+        # int8 graphs where the bundle has them and the CPU runs them (``precision`` "fp32" turns them off)
+        self.int8 = bundle.backend.name == "ort-cpu" and precision != "fp32"
         self.poser = Poser(bundle.skeleton, MotionLayout.from_dict(bundle.manifest["layout"]))
         # Per-stage seconds of the latest calls (benchmarks read these); bounded so a long-lived server does not grow.
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=10_000))
@@ -57,9 +59,21 @@ class Model:
         return self.bundle.graph(name).run(feeds)
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_BUNDLE, backend: str = "ort-cpu", threads: int = 1) -> Model:
-        """Load and validate a bundle, bind a backend ("auto", "ort-cpu", ...)."""
-        return cls(load_bundle(path, backend=backend, threads=threads))
+    def load(
+        cls, path: str | Path = DEFAULT_BUNDLE, backend: str = "ort-cpu", threads: int = 1, precision: str = "auto"
+    ) -> Model:
+        """Load and validate a bundle, bind a backend ("auto", "ort-cpu", ...); ``precision`` "auto" uses the
+        bundle's int8 graphs on ort-cpu, "fp32" never does."""
+        return cls(load_bundle(path, backend=backend, threads=threads), precision)
+
+    def graph_for(self, model: str, steps: int) -> tuple[str, bool]:
+        """(graph name, unrolled?) that samples ``model`` in ``steps`` steps: an unrolled graph if the bundle has one
+        (float16 on CUDA, int8 on CPU where present, else float32), otherwise the step graph, looped."""
+        precisions = ["fp16"] * self.fp16 + ["int8"] * self.int8 + ["fp32"]
+        for precision in precisions:
+            if name := self.bundle.unrolled(model, steps, precision):
+                return name, True
+        return next(filter(None, (self.bundle.step_graph(model, p) for p in precisions))), False
 
     def warm_up(self, frames: int, steps: int) -> None:
         """Load every graph the engine will call and run each once (first calls allocate); BundleError if any output
@@ -105,14 +119,14 @@ class Model:
     def sample(self, model: str, noise: np.ndarray, conditions: dict[str, np.ndarray], steps: int) -> np.ndarray:
         """Deterministic DDIM in ``steps`` steps from ``noise`` (B, T, D) -> x0 (normalised)."""
         t0 = time.perf_counter()
-        name = (self.fp16 and self.bundle.unrolled(model, steps, "fp16")) or self.bundle.unrolled(model, steps)
-        if name is not None:
+        name, unrolled = self.graph_for(model, steps)
+        if unrolled:
             out = self._run(name, {"noise": noise, **conditions})["x0"]
         else:
             batch = np.zeros(noise.shape[0], np.int64)
 
             def denoise(x: np.ndarray, t: int) -> np.ndarray:
-                return self._run(f"{model}_step", {"x": x, "t": batch + t, **conditions})["x0"]
+                return self._run(name, {"x": x, "t": batch + t, **conditions})["x0"]
 
             out = sample_ddim(denoise, noise, self.schedule, steps,
                               context=conditions["context"], context_mask=conditions["context_mask"])  # fmt: skip

@@ -68,6 +68,7 @@ class ServerConfig:
     port: int = 50051  # 0 = any free port
     backend: str = "auto"
     threads: int = 1  # intra-op threads per graph (2-core CPU: 1)
+    precision: str = "auto"  # "auto": the bundle's int8 graphs on ort-cpu; "fp32": never
     workers: int = 1  # inference threads shared by all sessions
     max_sessions: int = 8  # concurrent sessions; more get RESOURCE_EXHAUSTED
     token: str | None = None  # bearer token required on Stream and DescribeModel
@@ -269,7 +270,7 @@ class InteractServer:
 
 
 def _load_and_warm(c: ServerConfig) -> Model:
-    model = Model.load(c.bundle, backend=c.backend, threads=c.threads)
+    model = Model.load(c.bundle, backend=c.backend, threads=c.threads, precision=c.precision)
     d = model.bundle.defaults
     model.warm_up(frames=d["context"] + d["block"] + d["lookahead"], steps=d["steps"])
     if c.batch_wait is not None:
@@ -355,6 +356,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
     ap.add_argument("--port", type=int, default=50051, help="0 = any free port")
     ap.add_argument("--backend", default="auto", choices=BACKENDS)
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per graph")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32"),
+                    help="auto: the bundle's int8 graphs on ort-cpu where present; fp32: float32 only")  # fmt: skip
     ap.add_argument("--workers", type=int, default=1, help="inference threads shared by all sessions")
     ap.add_argument("--max-sessions", type=int, default=8)
     ap.add_argument("--token", help="require 'authorization: Bearer TOKEN' metadata")
@@ -373,10 +376,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     config = ServerConfig(bundle=a.bundle, host=a.host, port=a.port, backend=a.backend, threads=a.threads,
-                          workers=a.workers, max_sessions=a.max_sessions, token=a.token, tls_cert=a.tls_cert,
-                          tls_key=a.tls_key, grace=a.grace, metrics_port=a.metrics_port, metrics_host=a.metrics_host,
-                          log_interval=a.log_interval, send_buffer=a.send_buffer, degrade=not a.no_degrade,
-                          batch_wait=None if a.batch_wait is None else a.batch_wait / 1000,
+                          precision=a.precision, workers=a.workers, max_sessions=a.max_sessions, token=a.token,
+                          tls_cert=a.tls_cert, tls_key=a.tls_key, grace=a.grace, metrics_port=a.metrics_port,
+                          metrics_host=a.metrics_host, log_interval=a.log_interval, send_buffer=a.send_buffer,
+                          degrade=not a.no_degrade, batch_wait=None if a.batch_wait is None else a.batch_wait / 1000,
                           batch_threads=a.batch_threads)  # fmt: skip
     return config, a
 
