@@ -1,6 +1,6 @@
 """Sessions sustained in real time by one server process, without and with cross-session batching (issue 14).
 
-    python -m benchmarks.batching [--steps 4] [--block 6] [--lookahead 3] [--seconds 10] [--max-sessions 12]
+    python -m benchmarks.batching [--steps K] [--block B] [--lookahead L] [--seconds 10] [--max-sessions 12]
         [--batch-wait 2 5] [--batch-threads 1 2]
 
 Runs the scaling section's levels (``benchmarks.scaling``: 1, 2, 3, ... concurrent sessions of real speech at
@@ -18,23 +18,27 @@ import logging
 from benchmarks.common import Setting, load_pair, machine
 from benchmarks.scaling import run_scaling
 from benchmarks.server_process import ServerProcess
+from runtime.model.bundle import load_bundle
 from runtime.model.model import DEFAULT_BUNDLE
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", default=str(DEFAULT_BUNDLE))
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--block", type=int, default=6)
-    ap.add_argument("--lookahead", type=int, default=3)
-    ap.add_argument("--context", type=int, default=24)
+    for key in ("steps", "block", "lookahead", "context"):
+        ap.add_argument(f"--{key}", type=int, help="default: the bundle's")
     ap.add_argument("--seconds", type=float, default=10.0, help="audio per session per level")
     ap.add_argument("--max-sessions", type=int, default=12)
     ap.add_argument("--batch-wait", type=float, nargs="+", default=[2.0], help="ms; one run per value")
     ap.add_argument("--batch-threads", type=int, nargs="+", default=[1, 2], help="one run per value (and wait)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    setting = Setting(args.steps, args.block, args.lookahead, args.context)
+    defaults = load_bundle(args.bundle, verify=False).defaults
+    pick = {
+        k: defaults[k] if getattr(args, k) is None else getattr(args, k)
+        for k in ("steps", "block", "lookahead", "context")
+    }
+    setting = Setting(**pick)
     a, b, source = load_pair(args.seconds)
     rows = []
     runs = [("no batching (--workers 1)", ())]
