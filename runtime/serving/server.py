@@ -98,22 +98,24 @@ class InteractServicer(pb_grpc.InteractServicer):
             srv.metrics.reject(reason)
             await context.abort(code, message)
         session = srv.add_session()
-        code = "OK"
+        code, done = "OK", False
         try:
             # Admitted: headers now, so a client can wait for them before writing (a refusal arrives instead).
             await context.send_initial_metadata((("interact-session-id", session.id),))
             await session.open(request_iterator)
             while (msg := await session.next()) is not None:
                 await context.write(msg)
+                done = msg.WhichOneof("kind") == "status"  # a client that leaves after the status ended OK
         except SessionError as e:
             code = e.code.name
             log.warning("session %s: %s: %s", session.id, code, e.message)
             await context.abort(e.code, e.message)
         except asyncio.CancelledError:
-            code = "CANCELLED"
-            log.info("session %s: cancelled: the client went away, or gRPC ended the call (e.g. a message over the "
-                     "%d MiB limit, which the client sees as RESOURCE_EXHAUSTED)", session.id,
-                     MAX_MESSAGE_BYTES >> 20)  # fmt: skip
+            if not done:
+                code = "CANCELLED"
+                log.info("session %s: cancelled: the client went away, or gRPC ended the call (e.g. a message over "
+                         "the %d MiB limit, which the client sees as RESOURCE_EXHAUSTED)", session.id,
+                         MAX_MESSAGE_BYTES >> 20)  # fmt: skip
             raise
         finally:
             await srv.remove_session(session, code)
@@ -170,14 +172,18 @@ class InteractServer:
         return session
 
     async def remove_session(self, session: Session, code: str) -> None:
-        await session.close()
-        self.sessions.pop(session.id, None)
-        self.metrics.ended(session, code)
-        log.info("session %s ended %s: %d frames sent, %d dropped, %.1f s audio, latency p50 %.3f s p95 %.3f s",
-                 session.id, code, session.frames_sent, session.frames_dropped, session.audio_seconds,
-                 *session.latency)  # fmt: skip
-        if not self.sessions:
-            self._idle.set()
+        """Close and account for the session even if the call is cancelled meanwhile (a client leaving right after
+        the status cancels the handler while it closes; the session must not leak)."""
+        try:
+            await asyncio.shield(session.close())
+        finally:
+            self.sessions.pop(session.id, None)
+            self.metrics.ended(session, code)
+            log.info("session %s ended %s: %d frames sent, %d dropped, %.1f s audio, latency p50 %.3f s p95 %.3f s",
+                     session.id, code, session.frames_sent, session.frames_dropped, session.audio_seconds,
+                     *session.latency)  # fmt: skip
+            if not self.sessions:
+                self._idle.set()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> int:
