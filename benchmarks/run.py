@@ -37,7 +37,7 @@ from benchmarks import compute, quality, reference, report, scaling, streaming
 from benchmarks.common import Setting, cross, grid, load_pair, machine
 from benchmarks.server_process import ServerProcess
 from runtime.model.backends import BACKENDS, BackendUnavailable
-from runtime.model.model import DEFAULT_BUNDLE, Model
+from runtime.model.model import DEFAULT_BUNDLE, PRECISIONS, Model
 
 log = logging.getLogger("benchmarks")
 
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "reports")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per graph (2-core CPU: 1)")
-    ap.add_argument("--precision", default="auto", choices=("auto", "fp32"),
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="auto: the bundle's int8 graphs on ort-cpu where present; fp32: float32 only")  # fmt: skip
     ap.add_argument("--steps", type=int, nargs="+", help="DDIM steps K (default 1 2 4 8; quick 1 4)")
     ap.add_argument("--blocks", type=int, nargs="+", help="block sizes B in frames (default 3 6 12; quick: bundle's)")

@@ -32,6 +32,9 @@ DEFAULT_BUNDLE = (
 )  # the shipped model (runtime/assets/default)
 
 
+PRECISIONS = ("auto", "fp32")  # "auto": the bundle's int8 graphs on ort-cpu where present; "fp32": float32 only
+
+
 class Model:
     def __init__(self, bundle: Bundle, precision: str = "auto") -> None:
         self.bundle = bundle
@@ -40,7 +43,10 @@ class Model:
         self.dims = {k: len(v[0]) for k, v in self.stats.items()}  # lower/upper: both people
         self.fp16 = bundle.backend.name == "ort-cuda"  # float16 graphs where the hardware gains from them
         # int8 graphs where the bundle has them and the CPU runs them (``precision`` "fp32" turns them off)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.int8 = bundle.backend.name == "ort-cpu" and precision != "fp32"
+        self._graph_for: dict[tuple[str, int], tuple[str, bool]] = {}  # graph_for's answers (the manifest is fixed)
         self.poser = Poser(bundle.skeleton, MotionLayout.from_dict(bundle.manifest["layout"]))
         # Per-stage seconds of the latest calls (benchmarks read these); bounded so a long-lived server does not grow.
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=10_000))
@@ -69,11 +75,12 @@ class Model:
     def graph_for(self, model: str, steps: int) -> tuple[str, bool]:
         """(graph name, unrolled?) that samples ``model`` in ``steps`` steps: an unrolled graph if the bundle has one
         (float16 on CUDA, int8 on CPU where present, else float32), otherwise the step graph, looped."""
-        precisions = ["fp16"] * self.fp16 + ["int8"] * self.int8 + ["fp32"]
-        for precision in precisions:
-            if name := self.bundle.unrolled(model, steps, precision):
-                return name, True
-        return next(filter(None, (self.bundle.step_graph(model, p) for p in precisions))), False
+        if (model, steps) not in self._graph_for:
+            precisions = ["fp16"] * self.fp16 + ["int8"] * self.int8 + ["fp32"]
+            unrolled = [(n, True) for p in precisions if (n := self.bundle.unrolled(model, steps, p))]
+            looped = [(n, False) for p in precisions if (n := self.bundle.step_graph(model, p))]
+            self._graph_for[(model, steps)] = (unrolled + looped)[0]
+        return self._graph_for[(model, steps)]
 
     def warm_up(self, frames: int, steps: int) -> None:
         """Load every graph the engine will call and run each once (first calls allocate); BundleError if any output

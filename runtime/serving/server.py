@@ -36,7 +36,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from runtime.model.backends import BACKENDS, BackendUnavailable
-from runtime.model.model import DEFAULT_BUNDLE, Model
+from runtime.model.model import DEFAULT_BUNDLE, PRECISIONS, Model
 from runtime.serving.auth import BearerTokenInterceptor
 from runtime.serving.convert import model_to_proto
 from runtime.serving.logs import configure_logging
@@ -362,7 +362,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServerConfig, argparse.Na
     ap.add_argument("--port", type=int, default=50051, help="0 = any free port")
     ap.add_argument("--backend", default="auto", choices=BACKENDS)
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per graph")
-    ap.add_argument("--precision", default="auto", choices=("auto", "fp32"),
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="auto: the bundle's int8 graphs on ort-cpu where present; fp32: float32 only")  # fmt: skip
     ap.add_argument("--workers", type=int, default=1, help="inference threads shared by all sessions")
     ap.add_argument("--max-sessions", type=int, default=8)
