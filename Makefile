@@ -48,7 +48,7 @@ evaluate:
 	$(PY) -m training.evaluate --model face --checkpoint runs/face_real/face_real.pt --max-seconds 60 --out $(EVAL) \
 		--baseline-checkpoint runs/face_lip/face_lip.pt runs/face/face.pt runs/face_regression/face_regression.pt \
 		--real-speech
-	$(PY) -m training.evaluate --model face --checkpoint runs/face_k1/face_k1.pt --steps 1 --max-seconds 60 \
+	$(PY) -m training.evaluate --model face --checkpoint runs/face_k1/face_k1.pt --steps 1 --block 3 --max-seconds 60 \
 		--out $(EVAL)/k1 --baseline-checkpoint runs/face_real/face_real.pt
 	$(PY) -m training.evaluate --model body --checkpoint runs/body_motion/body_motion.pt --max-seconds 60 \
 		--out $(EVAL) --baseline-checkpoint runs/body/body.pt runs/body_single/body_single.pt --real-speech

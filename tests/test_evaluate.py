@@ -67,7 +67,7 @@ def test_face_evaluation_writes_a_table_with_every_row_and_finite_model_numbers(
     assert report["clips"] == [{"name": "20260101_001", "frames": 360}]
     assert report["checkpoints"][0]["sha256"] == load_weights(tiny["face"])["sha256"]
     table = _table(tiny["root"] / "eval" / "eval_face.md")
-    assert table[0] == ["row", "lip error", "FDD", "bilabial closure", "listener reaction", "RTF"]
+    assert table[0] == ["row", "lip error", "FDD", "bilabial closure", "shut while open", "listener reaction", "RTF"]
     assert [r[0] for r in table[1:]] == names
     saved = json.loads((tiny["root"] / "eval" / "eval_face.json").read_text())
     assert saved["machine"]["cores"] >= 1 and "--model face" in saved["command"]

@@ -114,6 +114,19 @@ def test_closure_counts_on_a_constructed_face():
     assert fm.closure_counts(w, [Phone("t", 1.0, 1.1)]) == (0, 0)
 
 
+def test_shut_while_open_counts_generated_closures_where_the_truth_is_open():
+    gt = _face(value=0.0)
+    gt[:, INDEX["jawOpen"]] = 0.5  # open on all 90 frames but 3
+    gt[29:32, INDEX["jawOpen"]] = 0.0
+    assert fm.shut_while_open(gt, gt) == (0, 87)
+    mumbling = gt.copy()
+    mumbling[60:70, INDEX["mouthClose"]] = 0.48  # gap 0.02 on 10 open frames
+    mumbling[70:75, INDEX["mouthClose"]] = 0.42  # gap 0.08: not closed
+    assert fm.shut_while_open(mumbling, gt) == (10, 87)
+    closed = _face(value=0.0)  # a face that never opens: every closure scored, every open frame shut
+    assert fm.shut_while_open(closed, gt) == (87, 87) and fm.closure_counts(closed, [Phone("p", 1.0, 1.1)]) == (1, 1)
+
+
 def test_listener_reaction_is_one_for_a_smile_that_follows_the_partner():
     n = 300
     partner = (np.arange(n) // 30) % 2 == 1  # speaks every other second

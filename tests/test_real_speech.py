@@ -91,5 +91,6 @@ def test_real_speech_rows_run_on_short_clips(external: Path) -> None:
     english = english_rows(model, settings, max_files=1)
     assert [r["files"] for r in english] == [1, 1]
     assert all(0.0 < r["lip error"] < 1.0 and 0.0 <= r["bilabial closure"] <= 1.0 for r in english)
+    assert all(0.0 <= r["shut while open"] <= 1.0 for r in english)
     table = markdown({"living_face": [*beat, reference_row()], "facegood": facegood, "english": english})
     assert "| speaker, layer on |" in table and "FACEGOOD held-out channel" in table and "held-out English" in table

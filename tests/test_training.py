@@ -254,3 +254,48 @@ def test_distillation_pulls_the_one_step_student_to_the_teachers_k4(tiny_corpus:
     path = trainer.fit()
     assert before > 0 and _distill_gap(trainer) < 0.7 * before
     assert load_weights(path)["meta"]["train"]["distill"]["steps"] == 1
+
+
+def test_the_closure_term_shuts_lips_between_open_frames_and_keeps_open_ones_open() -> None:
+    from runtime.formats.arkit import INDEX
+    from training.config import DistillConfig, Experiment
+    from training.data.faces import LIP_OPEN_GAP
+    from training.tasks import CLOSURE_MARGIN, OPEN_WEIGHT, model_configs
+
+    exp = Experiment(model="face", net=TINY_NET, distill=DistillConfig(closure=1.0))
+    task = Task(exp, model_configs(exp, {"face": 52}, 4))
+    mean, std = np.zeros(52, np.float32), np.full(52, 0.5, np.float32)
+    task.set_face_scale({"mean": mean, "std": std})
+    jaw, close = INDEX["jawOpen"], INDEX["mouthClose"]
+    truth = np.zeros((3, 40, 52), np.float32)  # weights; every window's lips closed at rest
+    truth[:, 5:15, jaw] = 0.4  # open, then a 2-frame closure (frames 15-16), open again, then rest from 27 on
+    truth[:, 17:27, jaw] = 0.4
+    pred = truth.copy()
+    pred[:, :, jaw] += 0.1  # the prediction never quite closes: gap 0.1 on every closed frame ...
+    pred[1:, 0:16, jaw] += 0.4  # ... and 0.5 where nothing may count: window 1's context, window 2's mouthClose
+    batch = {"x0": torch.from_numpy((truth - mean) / std), "context_mask": torch.zeros(3, 40, 1),
+             "loss_mask": torch.ones(3, 1, 52)}  # fmt: skip
+    batch["context_mask"][1, :16] = 1.0  # window 1: frames 0-15 are known context
+    batch["loss_mask"][2, 0, close] = 0.0  # window 2: its source does not animate mouthClose: nothing counts
+    got = task._closure(torch.from_numpy((pred - mean) / std), batch).item()
+    # counted: window 0's frames 0-4, 15, 16 and 27-31 (open within 5 frames), window 1's 16 and 27-31, each by
+    # (0.1 - margin) / std(jaw); not window 0's 32-39 (no open frame near)
+    per_frame = ((0.1 - CLOSURE_MARGIN) / 0.5) ** 2
+    assert got == pytest.approx(per_frame, rel=1e-5)
+    rest = np.zeros((1, 40, 52), np.float32)  # a mouth at rest with no speech near: no closure to count
+    quiet = {"x0": torch.from_numpy(rest), "context_mask": torch.zeros(1, 40, 1), "loss_mask": torch.ones(1, 1, 52)}
+    assert task._closure(torch.from_numpy(rest + 0.3), quiet).item() == 0.0
+    closed = pred.copy()
+    closed[:, 15:17, jaw] = 0.0
+    closed[:, :5, jaw] = closed[:, 27:, jaw] = 0.0
+    closed[1:, :16, jaw] = 0.0
+    assert task._closure(torch.from_numpy((closed - mean) / std), batch).item() == 0.0
+    mumbled = truth.copy()
+    mumbled[0, 6, jaw] = 0.0  # shut 2 frames after the truth opens (frame 4 is closed): timing there is free
+    assert task._closure(torch.from_numpy((mumbled - mean) / std), batch).item() == 0.0
+    mumbled[0, 8, jaw] = 0.0  # lips shut mid-vowel: one of 18 counted open frames (window 0's 7-12 and 19-24, and
+    got = task._closure(torch.from_numpy((mumbled - mean) / std), batch).item()  # window 1's 19-24)
+    assert got == pytest.approx(OPEN_WEIGHT * (LIP_OPEN_GAP / 0.5) ** 2 / 18, rel=1e-5)
+    pushed = torch.from_numpy((pred - mean) / std).requires_grad_(True)
+    task._closure(pushed, batch).backward()  # the term moves the lips (mouthClose), never the jaw
+    assert pushed.grad[..., jaw].abs().max() == 0.0 and pushed.grad[..., close].abs().max() > 0.0

@@ -211,7 +211,9 @@ def test_the_page_shows_a_live_session_and_reconnects() -> None:
         assert state["framesReceived"] == 120 and state["dropped"] == 0  # all 4 s
         # The playhead trails the newest frame by the jitter buffer and plays it out at wall-clock pace after the end.
         wait_for(driver, "window.viewer.time > 3.9", 5, "the playhead reaching the last frame")
-        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+        # after the end the page retries the gone server (Chromium logs each refused attempt); nothing else may fail
+        severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert [m for m in severe if "ERR_CONNECTION_REFUSED" not in m] == []
 
         port = urlsplit(url).port  # the server is gone; the page retries until a new session listens there
         again = ViewerProcess(["--browser", f"127.0.0.1:{port}", "--browser-wait", "30", "--seconds", "1", "--fast",

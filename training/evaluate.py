@@ -58,7 +58,8 @@ from training.reporting import cpu_model, json_safe
 log = logging.getLogger("training.evaluate")
 
 FACE_COLUMNS = {"lip_error": "lip error", "fdd": "FDD", "bilabial_closure": "bilabial closure",
-                "listener_reaction": "listener reaction", "rtf": "RTF"}  # fmt: skip
+                "shut_while_open": "shut while open", "listener_reaction": "listener reaction",
+                "rtf": "RTF"}  # fmt: skip
 BODY_COLUMNS = {"fid_g": "FID_g", "fid_k": "FID_k", "div_g": "Div_g", "div_k": "Div_k", "div_sample": "Div_sample",
                 "beat_consistency": "BC", "foot_skating": "foot skating (cm/s)", "jerk": "jerk (m/s³)",
                 "action_agreement": "action agreement", "distance_w1": "distance W1 (m)",

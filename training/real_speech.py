@@ -129,15 +129,17 @@ def _name(c: int) -> str:
 
 
 def english_rows(model, settings: SessionSettings, max_files: int | None = None) -> list:
-    """Lip error over the viseme channels and bilabial closure on held-out real English, phoneme-driven targets."""
+    """Lip error over the viseme channels, bilabial closure and lips shut while open on held-out real English,
+    against phoneme-driven targets."""
     from training.data.align import AlignmentError, align
     from training.data.faces import bilabial_closure_rate
     from training.data.real import ENGLISH_HELD_OUT_ONLY, ENGLISH_TRAIN, english_items, english_mask, english_target
+    from training.metrics.face import shut_while_open
 
     channels = np.flatnonzero(english_mask())
     rows = []
     for name in (ENGLISH_TRAIN, *ENGLISH_HELD_OUT_ONLY):
-        errors, closures, seconds, failed = [], [], 0.0, 0
+        errors, closures, seconds, failed, shut, opened = [], [], 0.0, 0, 0, 0
         for path, transcript in english_items(name, held_out=True)[:max_files]:
             audio = mono(path, None)
             try:
@@ -150,10 +152,13 @@ def english_rows(model, settings: SessionSettings, max_files: int | None = None)
             gt = english_target(audio, phones, len(w))
             errors.append(float(np.abs(w[:, channels] - gt[:, channels]).max(axis=1).mean()))
             closures.append(bilabial_closure_rate(w, phones))
+            s, o = shut_while_open(w, gt)
+            shut, opened = shut + s, opened + o
             seconds += len(w) / FPS
         rows.append({"set": name, "files": len(errors), "not aligned": failed, "seconds": seconds,
                      "lip error": float(np.mean(errors)) if errors else None,
-                     "bilabial closure": float(np.nanmean(closures)) if closures else None})  # fmt: skip
+                     "bilabial closure": float(np.nanmean(closures)) if closures else None,
+                     "shut while open": shut / opened if opened else None})  # fmt: skip
     return rows
 
 
@@ -197,9 +202,10 @@ def markdown(report: dict) -> str:
         lines += [f"| {r['channel']} ({r['pair']}) | {fmt(r['r'])} |" for r in rows]
         lines += [f"| mean of {len(rows)} | {fmt(float(np.mean([r['r'] for r in rows])))} |", ""]
     if report.get("english"):
-        lines += ["| held-out English | files (not aligned) | seconds | lip error (visemes) | bilabial closure |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += ["| held-out English | files (not aligned) | seconds | lip error (visemes) | bilabial closure | "
+                  "shut while open |", "|---|---|---|---|---|---|"]  # fmt: skip
         lines += [f"| {r['set']} | {r['files']} ({r['not aligned']}) | {fmt(r['seconds'])} | {fmt(r['lip error'])} | "
-                  f"{fmt(r['bilabial closure'])} |" for r in report["english"]]  # fmt: skip
+                  f"{fmt(r['bilabial closure'])} | {fmt(r.get('shut while open'))} |"
+                  for r in report["english"]]  # fmt: skip
         lines.append("")
     return "\n".join(lines)

@@ -9,11 +9,13 @@ Batches are dicts of tensors made by ``training.data.windows`` (all normalised):
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from runtime.formats.arkit import ARKIT_NAMES
+from runtime.formats.arkit import ARKIT_NAMES, INDEX
 from runtime.model.sampling import sample_ddim
 from training.config import Experiment
+from training.data.faces import LIP_CLOSED_GAP, LIP_OPEN_GAP
 from training.models import build_nets
 from training.models.body import as_served
 from training.models.diffusion import Diffusion, DiffusionConfig, difference_loss
@@ -21,6 +23,13 @@ from training.models.diffusion import Diffusion, DiffusionConfig, difference_los
 LIP_PREFIXES = ("jaw", "mouth")  # lip and jaw blendshapes: the lip-error channels and the fine-tuning loss
 LIP_CHANNELS = tuple(i for i, n in enumerate(ARKIT_NAMES) if n.startswith(LIP_PREFIXES))
 DENOISER_PREFIX = "backbone."  # the part swapped in after lip fine-tuning (paper B.2); the rest stays the base's
+# The distilled face's lip-closure term (``DistillConfig.closure``): a frame of the truth is a closure when its lip gap
+# (jawOpen - mouthClose, weight units) is below LIP_CLOSED_GAP (the metric's threshold) and the lips are open (gap
+# above LIP_OPEN_GAP) within CLOSURE_REACH frames: a p/b/m inside speech, not a mouth at rest. There the student's gap
+# is pushed below CLOSURE_MARGIN. Where the truth's lips are open and no closure is within OPEN_REACH frames, the
+# student's are kept above LIP_OPEN_GAP, that part weighted OPEN_WEIGHT: without it the lips shut in vowels too
+# (open frames outnumber closures about 10 to 1). Frames next to a closure are left free, where its timing is unsure.
+CLOSURE_MARGIN, CLOSURE_REACH, OPEN_REACH, OPEN_WEIGHT = 0.02, 5, 2, 4.0
 
 
 def model_configs(exp: Experiment, dims: dict[str, int], n_styles: int) -> dict[str, dict]:
@@ -85,9 +94,42 @@ class Task(nn.Module):
             m.net = as_served(m.net)
         object.__setattr__(self, "teacher", teacher)
 
+    def set_face_scale(self, stats: dict) -> None:
+        """The face's normalisation (per-channel ``mean``, ``std``): the closure term measures lip gaps in weights."""
+        for key in ("mean", "std"):
+            self.register_buffer(f"face_{key}", torch.as_tensor(stats[key], dtype=torch.float32), persistent=False)
+
+    def _lip_gap(self, x: torch.Tensor, lips_only: bool = False) -> torch.Tensor:
+        """Normalised faces (B, T, 52) -> lip gap jawOpen - mouthClose (B, T) in weight units (not clipped);
+        ``lips_only``: no gradient through jawOpen, so a term on the gap moves the lips and leaves the jaw alone."""
+        w = x * self.face_std + self.face_mean
+        jaw = w[..., INDEX["jawOpen"]]
+        return (jaw.detach() if lips_only else jaw) - w[..., INDEX["mouthClose"]]
+
+    def _closure(self, pred: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The lip-closure term, in jawOpen standard deviations squared, over generated frames whose source
+        supervises both lip channels: the mean squared excess of the student's lip gap over CLOSURE_MARGIN on the
+        truth's closures, plus OPEN_WEIGHT times its mean squared shortfall below LIP_OPEN_GAP where the truth's
+        lips are open away from closures (see above), so that the lips do not shut between the closures instead."""
+        gap = self._lip_gap(batch["x0"])
+        is_open = (gap > LIP_OPEN_GAP).float()
+        near_open = F.max_pool1d(is_open[:, None], 2 * CLOSURE_REACH + 1, stride=1, padding=CLOSURE_REACH)[:, 0]
+        lips = batch["loss_mask"][..., [INDEX["jawOpen"], INDEX["mouthClose"]]].amin(-1)  # (B, 1)
+        counted = (1.0 - batch["context_mask"][..., 0]) * lips
+        is_shut = (gap < LIP_CLOSED_GAP).float()
+        near_shut = F.max_pool1d(is_shut[:, None], 2 * OPEN_REACH + 1, stride=1, padding=OPEN_REACH)[:, 0]
+        shut, opened = is_shut * near_open * counted, is_open * (1.0 - near_shut) * counted
+        # through mouthClose only: the jaw follows the teacher (moving it too cost FACEGOOD's jaw r 0.79 -> 0.74)
+        pred_gap, scale = self._lip_gap(pred, lips_only=True), self.face_std[INDEX["jawOpen"]]
+        excess = (torch.relu(pred_gap - CLOSURE_MARGIN) / scale) ** 2
+        shortfall = (torch.relu(LIP_OPEN_GAP - pred_gap) / scale) ** 2
+        closing = (excess * shut).sum() / shut.sum().clamp_min(1.0)
+        return closing + OPEN_WEIGHT * (shortfall * opened).sum() / opened.sum().clamp_min(1.0)
+
     def _match(self, name: str, cond: dict, x0: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple:
-        """(student's K-step sample, teacher's, loss) for network ``name`` from the same noise, conditions and
-        known context: squared error on the generated frames plus the velocity term, as the denoising loss."""
+        """(teacher's K-step sample, loss, position and velocity parts, student's sample) for network ``name`` from
+        the same noise, conditions and known context: squared error on the generated frames plus the velocity
+        term, as the denoising loss."""
         d = self.exp.distill
         noise = torch.randn(x0.shape, generator=gen)
         context = x0 * mask
@@ -98,18 +140,23 @@ class Task(nn.Module):
         w = 1.0 - mask
         pos = ((pred - target) ** 2 * w).sum() / w.expand_as(pred).sum().clamp_min(1.0)
         vel = difference_loss(pred, target, w, 1)
-        return target, pos + student.config.velocity_weight * vel, pos.item(), vel.item()
+        return target, pos + student.config.velocity_weight * vel, pos.item(), vel.item(), pred
 
     def _distill(self, batch: dict, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         mask = batch["context_mask"]
         if self.kind == "face":
             cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
-            _, loss, pos, vel = self._match("face", cond, batch["x0"], mask, gen)
-            return loss, {"loss": loss.item(), "pos": pos, "vel": vel}
+            _, loss, pos, vel, pred = self._match("face", cond, batch["x0"], mask, gen)
+            parts = {"pos": pos, "vel": vel}
+            if self.exp.distill.closure > 0:
+                closure = self._closure(pred, batch)
+                loss = loss + self.exp.distill.closure * closure
+                parts["closure"] = closure.item()
+            return loss, {"loss": loss.item(), **parts}
         cond = {k: batch[k] for k in ("mel_a", "mel_b", "actions", "placement")}
-        lower, lo, lo_pos, lo_vel = self._match("body_lower", cond, batch["lower"], mask, gen)
+        lower, lo, lo_pos, lo_vel, _ = self._match("body_lower", cond, batch["lower"], mask, gen)
         # the upper body conditioned on the teacher's lower body, as it is served on the generated one
-        _, up, up_pos, up_vel = self._match("body_upper", dict(cond, lower=lower), batch["upper"], mask, gen)
+        _, up, up_pos, up_vel, _ = self._match("body_upper", dict(cond, lower=lower), batch["upper"], mask, gen)
         loss = lo + up
         return loss, {"loss": loss.item(), "lower_pos": lo_pos, "lower_vel": lo_vel, "upper_pos": up_pos,
                       "upper_vel": up_vel}  # fmt: skip

@@ -55,6 +55,8 @@ class Trainer:
         ]
         configs = model_configs(exp, self.data.dims, self.data.n_styles)
         self.task = Task(exp, configs)
+        if exp.model == "face":
+            self.task.set_face_scale(self.data.stats["face"])
         if exp.finetune.init:
             init = load_weights(exp.finetune.init)
             self.task.load_net_state(init["state_dict"])

@@ -33,6 +33,7 @@ UPPER_FACE_CHANNELS: tuple[str, ...] = tuple(
 _MICRO_CHANNELS = ("browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekSquintLeft", "cheekSquintRight",
                    "eyeSquintLeft", "eyeSquintRight", "browDownLeft", "browDownRight")  # fmt: skip
 LIP_CLOSED_GAP = 0.05  # lip gap (jawOpen - mouthClose) below which the lips count as closed
+LIP_OPEN_GAP = 0.1  # lip gap above which they count as open (between the two: neither)
 
 # emotion: (baseline expression, jaw gain, blink interval factor, listening reactivity). A name without
 # Left/Right that has such a pair ("mouthSmile") means both sides.

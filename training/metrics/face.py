@@ -14,7 +14,15 @@ import numpy as np
 from runtime.constants import FPS
 from runtime.formats.arkit import INDEX, N_BLENDSHAPES
 from training.data.dialogue import Phone
-from training.data.faces import LIP_CHANNELS, UPPER_FACE_CHANNELS, bilabial_closure_rate, bilabial_onsets
+from training.data.faces import (
+    LIP_CHANNELS,
+    LIP_CLOSED_GAP,
+    LIP_OPEN_GAP,
+    UPPER_FACE_CHANNELS,
+    bilabial_closure_rate,
+    bilabial_onsets,
+    lip_gap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +101,15 @@ def closure_counts(weights: np.ndarray, phones: list[Phone], tolerance_frames: i
     return int(round(rate * total)), total
 
 
+def shut_while_open(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
+    """(shut, open): frames whose true lips are open (gap above LIP_OPEN_GAP) and how many of them the generated lips
+    close (gap below LIP_CLOSED_GAP). The other side of bilabial closure: a face that always closes its lips scores
+    every closure and shuts every open frame."""
+    pred, gt = _pair(pred, gt)
+    is_open = lip_gap(gt) > LIP_OPEN_GAP
+    return int((lip_gap(pred)[is_open] < LIP_CLOSED_GAP).sum()), int(is_open.sum())
+
+
 def speech_activity(utterances: list[tuple[float, float]], n_frames: int, fps: float = FPS) -> np.ndarray:
     """(F,) bool: frame i is active when its time i / fps lies inside an utterance [start, end) (seconds)."""
     t = np.arange(n_frames) / fps
@@ -144,11 +161,13 @@ def pooled_scores(items: list[tuple[np.ndarray, np.ndarray, list[Phone] | None, 
     """Scores of a set of (pred, gt, phones or None, own activity, partner activity), one item per clip and person:
     lip error frame-weighted, FDD averaged over items (as CodeTalker averages sequences), bilabial closure pooled
     over onsets, listener reaction frame-weighted over the items' correlations."""
-    lip, frames, dev, signed, closed, onsets, react = 0.0, 0, [], [], 0, 0, []
+    lip, frames, dev, signed, closed, onsets, react, shut, opened = 0.0, 0, [], [], 0, 0, [], 0, 0
     for pred, gt, phones, own, partner in items:
         errors = lip_frame_errors(pred, gt)
         lip, frames = lip + float(errors.sum()), frames + len(errors)
         dev.append(fdd(pred, gt))
+        s, o = shut_while_open(pred, gt)
+        shut, opened = shut + s, opened + o
         signed.append(fdd_signed(pred, gt))
         if phones is not None:
             c, t = closure_counts(pred, phones)
@@ -159,6 +178,7 @@ def pooled_scores(items: list[tuple[np.ndarray, np.ndarray, list[Phone] | None, 
     reaction = sum(r * n for r, n in react) / max(1, sum(n for _, n in react)) if react else float("nan")
     return {"lip_error": lip / max(1, frames), "fdd": float(np.mean(dev)), "fdd_signed": float(np.mean(signed)),
             "bilabial_closure": closed / onsets if onsets else float("nan"), "bilabial_onsets": onsets,
+            "shut_while_open": shut / opened if opened else float("nan"),
             "listener_reaction": float(reaction)}  # fmt: skip
 
 
@@ -167,6 +187,7 @@ DEFINITIONS = {
     "fdd": "mean over upper-face channels (brow, eye, cheekSquint, noseSneer) of |std_t(gen) - std_t(gt)|, averaged "
            "over (clip, person); fdd_signed = mean std gt - mean std gen (CodeTalker's sign: > 0 too still)",
     "bilabial_closure": "fraction of p/b/m onsets with lip gap (jawOpen - mouthClose) < 0.05 within +-1 frame",
+    "shut_while_open": "fraction of the frames with open true lips (gap > 0.1) where the generated gap is < 0.05",
     "listener_reaction": "Pearson r over the listener's silent frames of mean(smile, brow-raise, squint weights) "
                          "with the partner's speech activity; frame-weighted over (clip, person); constant face = 0",
     "rtf": "compute seconds / audio seconds of the row on this machine (torch, CPU)",
