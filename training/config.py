@@ -79,8 +79,8 @@ class DistillConfig:
     teacher: str = ""  # the teacher's weights-only checkpoint ("" = no distillation)
     teacher_steps: int = 4  # DDIM steps the teacher samples with (its served K)
     steps: int = 1  # the student's K
-    # Weight of the lip-closure term (faces): where the truth's lips close between open frames (p, b, m), the
-    # student's lip gap jawOpen - mouthClose is pushed below ``training.tasks.CLOSURE_MARGIN`` (0 = off).
+    # Weight of the lip-closure term (faces, ``training.tasks.Task._closure``): the student's lips shut where the
+    # truth's close between open frames (p, b, m) and stay open in the vowels away from them (0 = off).
     closure: float = 0.0
 
 

@@ -111,14 +111,16 @@ class Task(nn.Module):
         supervises both lip channels: the mean squared excess of the student's lip gap over CLOSURE_MARGIN on the
         truth's closures, plus OPEN_WEIGHT times its mean squared shortfall below LIP_OPEN_GAP where the truth's
         lips are open away from closures (see above), so that the lips do not shut between the closures instead."""
+
+        def within(flags: torch.Tensor, reach: int) -> torch.Tensor:  # (B, T) 0/1 -> 1 where a flag is <= reach away
+            return F.max_pool1d(flags[:, None], 2 * reach + 1, stride=1, padding=reach)[:, 0]
+
         gap = self._lip_gap(batch["x0"])
-        is_open = (gap > LIP_OPEN_GAP).float()
-        near_open = F.max_pool1d(is_open[:, None], 2 * CLOSURE_REACH + 1, stride=1, padding=CLOSURE_REACH)[:, 0]
+        is_open, is_shut = (gap > LIP_OPEN_GAP).float(), (gap < LIP_CLOSED_GAP).float()
         lips = batch["loss_mask"][..., [INDEX["jawOpen"], INDEX["mouthClose"]]].amin(-1)  # (B, 1)
         counted = (1.0 - batch["context_mask"][..., 0]) * lips
-        is_shut = (gap < LIP_CLOSED_GAP).float()
-        near_shut = F.max_pool1d(is_shut[:, None], 2 * OPEN_REACH + 1, stride=1, padding=OPEN_REACH)[:, 0]
-        shut, opened = is_shut * near_open * counted, is_open * (1.0 - near_shut) * counted
+        shut = is_shut * within(is_open, CLOSURE_REACH) * counted
+        opened = is_open * (1.0 - within(is_shut, OPEN_REACH)) * counted
         # through mouthClose only: the jaw follows the teacher (moving it too cost FACEGOOD's jaw r 0.79 -> 0.74)
         pred_gap, scale = self._lip_gap(pred, lips_only=True), self.face_std[INDEX["jawOpen"]]
         excess = (torch.relu(pred_gap - CLOSURE_MARGIN) / scale) ** 2
