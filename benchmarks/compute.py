@@ -77,8 +77,11 @@ def instrument(engine: Engine) -> Timers:
 
 
 def graph_kind(model: Model, steps: int) -> str:
-    """Which graphs a K uses: "unrolled" (the K-step graph of every model) or "step loop" (the per-step graph)."""
-    return "unrolled" if all(model.bundle.unrolled(m, steps) for m in MODELS) else "step loop"
+    """Which graphs a K uses: "unrolled" (the K-step graph of every model), "one step" (K 1: the per-step graph once)
+    or "step loop" (the per-step graph K times)."""
+    if all(model.bundle.unrolled(m, steps) for m in MODELS):
+        return "unrolled"
+    return "one step" if steps == 1 else "step loop"
 
 
 def run_compute(model: Model, setting: Setting, a: np.ndarray, b: np.ndarray) -> dict:

@@ -62,7 +62,7 @@ def test_quick_run_writes_a_complete_report(untrained_bundle: Path, tmp_path: Pa
     for c in r["compute"]:
         for s in STAGES:
             check_stats(c["stages_ms"][s])
-        assert c["blocks"] > 0 and finite(c["rtf"]) > 0 and c["graph"] in ("unrolled", "step loop")
+        assert c["blocks"] > 0 and finite(c["rtf"]) > 0 and c["graph"] in ("unrolled", "one step", "step loop")
 
     assert {(s["transport"], s["steps"]) for s in r["streaming"]} == {(t, k) for t in ("in-process", "grpc")
                                                                       for k in (1, 4)}  # fmt: skip

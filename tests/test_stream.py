@@ -148,6 +148,15 @@ def test_buffers_stay_bounded(model: Model) -> None:
     assert engine.hist["lower"].shape[0] == settings.context and engine.hist_face.shape[1] == settings.context
 
 
+def test_an_engine_without_settings_runs_at_the_bundles_defaults(model: Model) -> None:
+    d = model.bundle.defaults
+    s = Engine(model).settings
+    assert (s.block, s.lookahead, s.context, s.steps) == (d["block"], d["lookahead"], d["context"], d["steps"])
+    assert (s.block, s.steps) != (SessionSettings.block, SessionSettings.steps), "needs a bundle unlike the class"
+    asked = SessionSettings.from_bundle(d, block=5, steps=None)
+    assert (asked.block, asked.steps) == (5, d["steps"])
+
+
 def test_bad_settings_are_named() -> None:
     with pytest.raises(ValueError, match="steps must be 1..8"):
         SessionSettings(steps=0).validate()

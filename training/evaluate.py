@@ -237,12 +237,9 @@ def machine() -> dict:
 
 
 def _settings(args: argparse.Namespace, defaults: dict) -> SessionSettings:
-    base = SessionSettings()
-    pick = {k: getattr(args, k) if getattr(args, k) is not None else int(defaults.get(k, getattr(base, k)))
-            for k in ("block", "lookahead", "context", "steps", "face_known")}  # fmt: skip
-    for name in ("body_smooth", "body_seam", "body_noise"):
-        pick[name] = getattr(base, name) if getattr(args, name) is None else getattr(args, name)
-    return SessionSettings(**pick, seed=args.seed, degrade=False).validate()
+    names = ("block", "lookahead", "context", "steps", "face_known", "body_smooth", "body_seam", "body_noise")
+    picked = {k: getattr(args, k) for k in names}
+    return SessionSettings.from_bundle(defaults, **picked, seed=args.seed, degrade=False).validate()
 
 
 def _load(path: Path, kinds: tuple[str, ...], role: str) -> dict:

@@ -8,6 +8,8 @@ Batches are dicts of tensors made by ``training.data.windows`` (all normalised):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +51,16 @@ def model_configs(exp: Experiment, dims: dict[str, int], n_styles: int) -> dict[
             },
         }
     return {"body_single": {"part": "single", "n_features": dims["lower"] + dims["upper"], **net}}
+
+
+class Match(NamedTuple):
+    """One network's student matched to its teacher (``Task._match``)."""
+
+    target: torch.Tensor  # the teacher's K-step sample
+    loss: torch.Tensor  # position + velocity_weight * velocity
+    pos: float
+    vel: float
+    student: torch.Tensor  # the student's sample
 
 
 class Task(nn.Module):
@@ -128,10 +140,9 @@ class Task(nn.Module):
         closing = (excess * shut).sum() / shut.sum().clamp_min(1.0)
         return closing + OPEN_WEIGHT * (shortfall * opened).sum() / opened.sum().clamp_min(1.0)
 
-    def _match(self, name: str, cond: dict, x0: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple:
-        """(teacher's K-step sample, loss, position and velocity parts, student's sample) for network ``name`` from
-        the same noise, conditions and known context: squared error on the generated frames plus the velocity
-        term, as the denoising loss."""
+    def _match(self, name: str, cond: dict, x0: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> Match:
+        """The student of network ``name`` matched to its teacher from the same noise, conditions and known context:
+        squared error on the generated frames plus the velocity term, as the denoising loss."""
         d = self.exp.distill
         noise = torch.randn(x0.shape, generator=gen)
         context = x0 * mask
@@ -142,26 +153,26 @@ class Task(nn.Module):
         w = 1.0 - mask
         pos = ((pred - target) ** 2 * w).sum() / w.expand_as(pred).sum().clamp_min(1.0)
         vel = difference_loss(pred, target, w, 1)
-        return target, pos + student.config.velocity_weight * vel, pos.item(), vel.item(), pred
+        return Match(target, pos + student.config.velocity_weight * vel, pos.item(), vel.item(), pred)
 
     def _distill(self, batch: dict, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         mask = batch["context_mask"]
         if self.kind == "face":
             cond = {k: batch[k] for k in ("mel_self", "mel_partner", "style", "facing")}
-            _, loss, pos, vel, pred = self._match("face", cond, batch["x0"], mask, gen)
-            parts = {"pos": pos, "vel": vel}
+            face = self._match("face", cond, batch["x0"], mask, gen)
+            loss, parts = face.loss, {"pos": face.pos, "vel": face.vel}
             if self.exp.distill.closure > 0:
-                closure = self._closure(pred, batch)
+                closure = self._closure(face.student, batch)
                 loss = loss + self.exp.distill.closure * closure
                 parts["closure"] = closure.item()
             return loss, {"loss": loss.item(), **parts}
         cond = {k: batch[k] for k in ("mel_a", "mel_b", "actions", "placement")}
-        lower, lo, lo_pos, lo_vel, _ = self._match("body_lower", cond, batch["lower"], mask, gen)
+        lo = self._match("body_lower", cond, batch["lower"], mask, gen)
         # the upper body conditioned on the teacher's lower body, as it is served on the generated one
-        _, up, up_pos, up_vel, _ = self._match("body_upper", dict(cond, lower=lower), batch["upper"], mask, gen)
-        loss = lo + up
-        return loss, {"loss": loss.item(), "lower_pos": lo_pos, "lower_vel": lo_vel, "upper_pos": up_pos,
-                      "upper_vel": up_vel}  # fmt: skip
+        up = self._match("body_upper", dict(cond, lower=lo.target), batch["upper"], mask, gen)
+        loss = lo.loss + up.loss
+        return loss, {"loss": loss.item(), "lower_pos": lo.pos, "lower_vel": lo.vel, "upper_pos": up.pos,
+                      "upper_vel": up.vel}  # fmt: skip
 
     # -- training ------------------------------------------------------------------------------------------
     def _dropout(self, batch: dict, gen: torch.Generator) -> dict:

@@ -172,15 +172,14 @@ class LocalRunner(Runner):
         from runtime.engine.settings import SessionSettings
         from runtime.engine.stream import Engine
 
-        d = self.model.bundle.defaults
         a = self.args
-        settings = SessionSettings(
-            block=a.block or d["block"],
-            lookahead=d["lookahead"] if a.lookahead is None else a.lookahead,
-            context=d["context"],
-            steps=a.steps or d["steps"],
+        settings = SessionSettings.from_bundle(
+            self.model.bundle.defaults,
+            block=a.block or None,
+            lookahead=a.lookahead,
+            steps=a.steps or None,
             seed=a.seed,
-            alive=getattr(a, "alive", True),
+            alive=getattr(a, "alive", None),
         )
         self.engine = Engine(self.model, settings, session_id=uuid.uuid4().hex[:12])
         log.info("warming up the model (%s)", self.model.bundle.name)

@@ -10,6 +10,7 @@ from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS
 
 MAX_STEPS = 8  # DDIM steps K a session may ask for
 BODY_NOISE = ("fresh-upper", "fresh", "fixed")
+BUNDLE_DEFAULTS = ("block", "lookahead", "context", "steps", "face_known", "alive")  # settings a bundle's manifest sets
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class SessionSettings:
     alive: bool = True  # the living-face layer after the model: blinks, gaze, brows, nods (runtime.engine.alive)
     # Where A and B start, (x, z, yaw) each in the world (a resumed session); None = A at the origin, B at placement.
     start_roots: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+
+    @classmethod
+    def from_bundle(cls, defaults: dict, **overrides) -> SessionSettings:
+        """The bundle's served ``defaults`` (block, lookahead, context, steps, face_known, alive), then ``overrides``;
+        an override of None keeps the bundle's value. Not validated: call ``validate``."""
+        picked = {k: type(getattr(cls, k))(defaults[k]) for k in BUNDLE_DEFAULTS if k in defaults}
+        picked.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**picked)
 
     @property
     def window(self) -> int:

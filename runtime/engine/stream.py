@@ -59,7 +59,7 @@ class TooManyControls(RuntimeError):
 class Engine:
     def __init__(self, model: Model, settings: SessionSettings | None = None, session_id: str = "") -> None:
         self.model, self.poser = model, model.poser
-        self.settings = (settings or SessionSettings()).validate()
+        self.settings = (settings or SessionSettings.from_bundle(model.bundle.defaults)).validate()
         settings = self.settings
         self.session_id = session_id
         styles = model.bundle.styles

@@ -31,7 +31,6 @@ from runtime.serving.protos.interact.v1 import interact_pb2 as pb
 UNITS = "metres, radians, right-handed Y-up, quaternion wxyz"
 MAX_CONTROL_TIME = 86_400.0  # s: a control more than a day into the session is a client bug
 MAX_RESUME_CONTEXT = 900  # frames (30 s) of re-sent audio a resumed session may compute before its first frame
-DEFAULT_PLACEMENT = SessionSettings().placement  # B 1.4 m in front of A, facing A
 
 SAMPLE_FORMATS = {"s16": pb.SAMPLE_FORMAT_PCM_S16LE, "f32": pb.SAMPLE_FORMAT_F32LE}
 LAYOUTS = {"mono": pb.CHANNEL_LAYOUT_MONO_PER_SPEAKER, "stereo": pb.CHANNEL_LAYOUT_STEREO}
@@ -180,17 +179,16 @@ def options_from_proto(cfg: pb.SessionConfig, styles: list[str]) -> SessionOptio
 
 def session_settings(o: SessionOptions, defaults: dict, seed: int) -> SessionSettings:
     """Engine settings for options ``o``: zeros take the model's ``defaults``; ``seed`` replaces a zero seed."""
-    settings = SessionSettings(
-        block=o.block or int(defaults["block"]),
-        lookahead=int(defaults["lookahead"]) if o.lookahead is None else o.lookahead,
-        context=int(defaults["context"]),
-        steps=o.steps or int(defaults["steps"]),
-        face_known=int(defaults.get("face_known", SessionSettings.face_known)),
+    settings = SessionSettings.from_bundle(
+        defaults,
+        block=o.block or None,
+        lookahead=o.lookahead,
+        steps=o.steps or None,
         seed=o.seed or seed,
         styles=o.styles,
         actions=o.actions,
-        placement=DEFAULT_PLACEMENT if o.placement is None else o.placement,
-        alive=bool(defaults.get("alive", True)) if o.alive is None else o.alive,
+        placement=o.placement,
+        alive=o.alive,
         start_roots=o.resume.roots if o.resume is not None else None,
     )
     try:
