@@ -285,12 +285,15 @@ def test_the_closure_term_shuts_lips_between_open_frames_and_keeps_open_ones_ope
     rest = np.zeros((1, 40, 52), np.float32)  # a mouth at rest with no speech near: no closure to count
     quiet = {"x0": torch.from_numpy(rest), "context_mask": torch.zeros(1, 40, 1), "loss_mask": torch.ones(1, 1, 52)}
     assert task._closure(torch.from_numpy(rest + 0.3), quiet).item() == 0.0
+    pressed = np.where(truth[..., jaw] == 0, 0.03 - CLOSURE_MARGIN, 0.0)  # lips pressed past the margin where shut
     closed = pred.copy()
+    closed[..., close] = pressed
     closed[:, 15:17, jaw] = 0.0
     closed[:, :5, jaw] = closed[:, 27:, jaw] = 0.0
     closed[1:, :16, jaw] = 0.0
     assert task._closure(torch.from_numpy((closed - mean) / std), batch).item() == 0.0
     mumbled = truth.copy()
+    mumbled[..., close] = pressed
     mumbled[0, 6, jaw] = 0.0  # shut 2 frames after the truth opens (frame 4 is closed): timing there is free
     assert task._closure(torch.from_numpy((mumbled - mean) / std), batch).item() == 0.0
     mumbled[0, 8, jaw] = 0.0  # lips shut mid-vowel: one of 18 counted open frames (window 0's 7-12 and 19-24, and
