@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from runtime.constants import FPS
-from runtime.engine.seams import join, window_noise
+from runtime.engine.seams import FrameNoise, join, window_noise
 from runtime.motion.skeleton import Skeleton
 from training.metrics import motion as mo
 
@@ -86,6 +86,20 @@ def test_window_noise_is_a_function_of_seed_stream_and_frame() -> None:
     assert not np.allclose(a, window_noise(3, "body_lower", 66, (1, 33, 4)))
     assert not np.allclose(a, window_noise(3, "body_upper", 60, (1, 33, 4)))
     assert a.dtype == np.float32
+
+
+def test_frame_noise_gives_a_frame_the_same_draw_in_every_window_and_each_frame_its_own() -> None:
+    rolling = FrameNoise(3, "face", 2, 5)
+    windows = {first: rolling.window(first, 31).copy() for first in (-24, -21, -18, 30, 27, -24)}  # a jump, a step back
+    for first, got in windows.items():
+        assert got.shape == (2, 31, 5) and got.dtype == np.float32
+        assert np.array_equal(got, FrameNoise(3, "face", 2, 5).window(first, 31))  # whatever came before
+    assert np.array_equal(windows[-21][:, :28], windows[-24][:, 3:])  # overlapping windows agree frame by frame
+    assert np.array_equal(windows[30][:, :28], windows[27][:, 3:])
+    a = windows[-24]
+    assert not np.allclose(a[:, 0], a[:, 1])  # each frame its own draw ...
+    assert not np.allclose(a, FrameNoise(4, "face", 2, 5).window(-24, 31))  # ... and each seed
+    assert abs(float(a.mean())) < 0.2 and 0.8 < float(a.std()) < 1.2  # standard normal
 
 
 def test_the_seam_carries_the_committed_value_and_velocity_into_the_new_frames_and_dies_out() -> None:

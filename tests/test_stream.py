@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from runtime.engine.frames import Frames
-from runtime.engine.settings import SessionSettings
+from runtime.engine.settings import FACE_NOISE, SessionSettings
 from runtime.engine.stream import Engine
 from runtime.model.model import Model
 
@@ -58,10 +58,11 @@ def test_frames_are_complete_ordered_and_valid(model: Model) -> None:
 
 
 @pytest.mark.parametrize("chunk", [1, 160, 16000])
-def test_output_does_not_depend_on_chunk_size(model: Model, chunk: int) -> None:
+@pytest.mark.parametrize("face_noise", FACE_NOISE)
+def test_output_does_not_depend_on_chunk_size(model: Model, chunk: int, face_noise: str) -> None:
     a, b = _speech(1.5, 2), _speech(1.5, 3)
-    reference, _ = _run(model, a, b, 640, SessionSettings(seed=4))
-    frames, _ = _run(model, a, b, chunk, SessionSettings(seed=4))
+    reference, _ = _run(model, a, b, 640, SessionSettings(seed=4, face_noise=face_noise))
+    frames, _ = _run(model, a, b, chunk, SessionSettings(seed=4, face_noise=face_noise))
     for p, q in zip(reference.people, frames.people, strict=True):
         np.testing.assert_array_equal(p.blendshapes, q.blendshapes)
         np.testing.assert_array_equal(p.joint_rotations, q.joint_rotations)
@@ -164,6 +165,8 @@ def test_bad_settings_are_named() -> None:
         SessionSettings(placement=(float("inf"), 1.0, 0.0)).validate()
     with pytest.raises(ValueError, match="actions must be among"):
         SessionSettings(actions=("fly", "stand")).validate()
+    with pytest.raises(ValueError, match="face_noise must be one of"):
+        SessionSettings(face_noise="window").validate()
 
 
 class _SlowModel(Model):

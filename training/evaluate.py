@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from runtime.constants import ACTIONS, FPS
-from runtime.engine.settings import BODY_NOISE, SessionSettings
+from runtime.engine.settings import BODY_NOISE, FACE_NOISE, SessionSettings
 from training.checkpoint import load_weights
 from training.clips import Clip, load_clips
 from training.config import DataConfig
@@ -210,7 +210,7 @@ def markdown(report: dict) -> str:
         f"{report['test_fraction']}), {report['audio_seconds'] / 60:.1f} min",
         f"- streaming: block {s['block']}, lookahead {s['lookahead']}, context {s['context']}, K {s['steps']}"
         + (f", body smoothing {s['body_smooth']}, seam {s['body_seam']}, noise {s['body_noise']}, voice guidance "
-           f"{s['body_guidance']}" if report["model"] == "body" else "") + "; "
+           f"{s['body_guidance']}" if report["model"] == "body" else f", face noise {s['face_noise']}") + "; "
         f"samples: offline {report['samples']}, streaming {report['stream_samples']}",
         *[f"- {c['role']}: `{c['path']}` ({c['kind']}, {c['train_steps']} steps) sha256 `{c['sha256']}`"
           for c in report["checkpoints"]],
@@ -237,7 +237,8 @@ def machine() -> dict:
 
 
 def _settings(args: argparse.Namespace, defaults: dict) -> SessionSettings:
-    names = ("block", "lookahead", "context", "steps", "face_known", "body_smooth", "body_seam", "body_noise")
+    names = ("block", "lookahead", "context", "steps", "face_known", "body_smooth", "body_seam", "body_noise",
+             "face_noise")  # fmt: skip
     picked = {k: getattr(args, k) for k in names}
     return SessionSettings.from_bundle(defaults, **picked, seed=args.seed, degrade=False).validate()
 
@@ -270,6 +271,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--body-noise", choices=BODY_NOISE, help="body networks drawing noise per window (default: SessionSettings')"
     )
+    ap.add_argument("--face-noise", choices=FACE_NOISE, help="faces: noise tied to frames or one draw per session")
     ap.add_argument("--samples", type=int, default=5, help="body: samples per clip offline (Div_sample needs >= 2)")
     ap.add_argument("--stream-samples", type=int, default=1, help="body: samples per clip streamed")
     ap.add_argument("--max-seconds", type=float, help="evaluate at most this much of each clip")
@@ -362,7 +364,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "clips": [{"name": c.seq.name, "frames": c.n} for c in clips],
         "audio_seconds": sum(c.n for c in clips) / FPS,
         "settings": {**{k: getattr(settings, k) for k in ("block", "lookahead", "context", "steps", "seed",
-                                                          "body_smooth", "body_seam", "body_noise")},
+                                                          "body_smooth", "body_seam", "body_noise", "face_noise")},
                      "body_guidance": ckpt["model_config"].get("body_upper", {}).get("guidance", 1.0)},
         "samples": args.samples if args.model == "body" else 1,
         "stream_samples": args.stream_samples if args.model == "body" else 1,

@@ -10,6 +10,7 @@ from runtime.constants import ACTIONS, DEFAULT_ACTION, FPS
 
 MAX_STEPS = 8  # DDIM steps K a session may ask for
 BODY_NOISE = ("fresh-upper", "fresh", "fixed")
+FACE_NOISE = ("session", "frame")
 BUNDLE_DEFAULTS = ("block", "lookahead", "context", "steps", "face_known", "alive")  # settings a bundle's manifest sets
 
 
@@ -33,6 +34,9 @@ class SessionSettings:
     # Body noise: "fresh-upper" draws the upper body's noise anew per window (seeded by its first frame) and keeps the
     # session's draw for the lower body (feet stay planted); "fresh": both per window; "fixed": both per session.
     body_noise: str = "fresh-upper"
+    # Face noise: "session" draws once per session and reuses the draw at every window row; "frame" gives each frame its
+    # own draw, the same in every window that holds it (measured and not the default: README "Lip closures").
+    face_noise: str = "session"
     body_seam: float = 0.4  # per frame: how fast a new window's body mismatch with committed frames dies out; 0 = off
     alive: bool = True  # the living-face layer after the model: blinks, gaze, brows, nods (runtime.engine.alive)
     # Where A and B start, (x, z, yaw) each in the world (a resumed session); None = A at the origin, B at placement.
@@ -66,6 +70,7 @@ class SessionSettings:
              f"placement must be finite metres within 50 m, got {self.placement}"),
             (-1 <= self.face_known <= 300, f"face_known must be -1 (all) or 0..300 frames, got {self.face_known}"),
             (self.body_noise in BODY_NOISE, f"body_noise must be one of {BODY_NOISE}, got {self.body_noise!r}"),
+            (self.face_noise in FACE_NOISE, f"face_noise must be one of {FACE_NOISE}, got {self.face_noise!r}"),
             (0 <= self.body_seam <= 5 and 0 <= self.body_smooth <= 10,
              f"body_seam must be 0..5 and body_smooth 0..10, got {self.body_seam}, {self.body_smooth}"),
             (0.1 <= self.speaker_timeout <= 60, f"speaker_timeout must be 0.1..60 s, got {self.speaker_timeout}"),

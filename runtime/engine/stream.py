@@ -11,9 +11,10 @@ Invariants:
 - A block of B frames is committed once both speakers' audio is known L frames past it. Each step runs a window
   [C context | B block | L lookahead]: body lower -> body upper -> both faces (the faces' "facing the partner"
   flag comes from the new body frames). Committed frames are the next window's known context.
-- The face and lower-body noise is drawn once per session (seeded) and reused, so windows do not flicker; the upper
-  body's is drawn per window from (seed, first frame), and body seams are joined in value and velocity
-  (``runtime.engine.seams``; ``SessionSettings.body_noise``).
+- The face and lower-body noise is drawn once per session (seeded) and reused, so windows do not flicker (the faces'
+  can instead be tied to frames: ``SessionSettings.face_noise``); the upper body's is drawn per window from (seed,
+  first frame), and body seams are joined in value and velocity (``runtime.engine.seams``;
+  ``SessionSettings.body_noise``).
 - Memory is bounded: features, context and audio state are kept only as far back as the window needs.
 - Output depends only on the audio and the settings, never on chunk sizes or timing, unless compute falls behind
   real time: then the engine degrades in a declared way (fewer steps, then larger blocks) and emits an event.
@@ -39,7 +40,7 @@ from runtime.constants import ACTIONS, FPS, SAMPLE_RATE
 from runtime.engine.alive import AliveLayer, AliveParams
 from runtime.engine.audio import SpeakerAudio
 from runtime.engine.frames import Frames, PersonFrames, StreamInfo
-from runtime.engine.seams import join, window_noise
+from runtime.engine.seams import FrameNoise, join, window_noise
 from runtime.engine.settings import Event, SessionSettings
 from runtime.model.model import Model
 from runtime.motion.posing import RootState, facing_flags, relative_placement
@@ -83,6 +84,7 @@ class Engine:
             "body_upper": rng.standard_normal((1, w, model.dims["upper"])).astype(np.float32),
             "face": rng.standard_normal((2, w, model.dims["face"])).astype(np.float32),
         }
+        self.face_noise = FrameNoise(settings.seed, "face", 2, model.dims["face"])
         # Committed model-space history (normalised), newest last, at most `context` frames.
         self.hist = {k: np.zeros((0, model.dims[k]), np.float32) for k in ("lower", "upper")}
         self.hist_face = np.zeros((2, 0, model.dims["face"]), np.float32)
@@ -266,7 +268,8 @@ class Engine:
         if 0 <= s.face_known < n_ctx:  # only the newest committed face frames are known; older ones: audio only
             face_mask[:, : s.context - s.face_known] = 0.0
             face_ctx *= face_mask
-        faces = m.sample("face", self.noise["face"], {
+        noise = self.face_noise.window(start, w) if s.face_noise == "frame" else self.noise["face"]
+        faces = m.sample("face", noise, {
             "mel_self": np.concatenate(mel), "mel_partner": np.concatenate(mel[::-1]),
             "style": np.array(self.style_ids, np.int64), "facing": facing, "context": face_ctx,
             "context_mask": face_mask}, s.steps)  # fmt: skip
